@@ -1,0 +1,155 @@
+//! The records gatelog keeps: passages and their sightings.
+//!
+//! A [`Passage`] is one container going through the gate: the seed's
+//! `container_logs` row. Each accepted read is a [`Sighting`] attached to
+//! exactly one passage, and keeps the input as it was received, so that a
+//! later correction of a passage's number can be audited against the reads
+//! that made it.
+
+use chrono::{DateTime, Utc};
+use serde::{Serialize, Serializer};
+use uuid::Uuid;
+
+/// Why a read or passage is marked as suspicious. Stored as a bit set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Flags(u8);
+
+impl Flags {
+    /// The read carried no check digit.
+    pub const CHECK_DIGIT_MISSING: Flags = Flags(1);
+    /// The read's check digit differs from the computed one.
+    pub const CHECK_DIGIT_MISMATCH: Flags = Flags(2);
+    /// The category letter is not U, J or Z.
+    pub const CATEGORY_UNKNOWN: Flags = Flags(4);
+
+    const NAMES: [(Flags, &'static str); 3] = [
+        (Flags::CHECK_DIGIT_MISSING, "check_digit_missing"),
+        (Flags::CHECK_DIGIT_MISMATCH, "check_digit_mismatch"),
+        (Flags::CATEGORY_UNKNOWN, "category_unknown"),
+    ];
+
+    pub const fn empty() -> Self {
+        Flags(0)
+    }
+
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// Rebuilds flags from stored bits, dropping any this version does not
+    /// know.
+    pub fn from_bits_truncate(bits: i64) -> Self {
+        Flags((bits & 0b111) as u8)
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    pub fn insert(&mut self, other: Flags) {
+        self.0 |= other.0;
+    }
+
+    /// The stable names of the set flags, as the API shows them.
+    pub fn names(self) -> Vec<&'static str> {
+        Self::NAMES
+            .iter()
+            .filter(|(f, _)| self.contains(*f))
+            .map(|(_, n)| *n)
+            .collect()
+    }
+}
+
+impl Serialize for Flags {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.names())
+    }
+}
+
+/// Where a passage stands with the central database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncState {
+    /// Its latest version has not been confirmed by the target yet.
+    Pending,
+    /// The target confirmed its latest version.
+    Synced,
+    /// The target refused it for a reason no retry can fix.
+    DeadLetter,
+}
+
+/// One container's passage through the gate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Passage {
+    /// Generated on site (UUID v7, so ids sort by creation); the
+    /// idempotency key everywhere, including the central database.
+    pub id: Uuid,
+    pub site_id: String,
+    /// The normalised number, with the check digit when known.
+    pub container: String,
+    /// Owner code with category letter, such as `MSCU`.
+    pub container_owner: String,
+    /// The six-digit serial.
+    pub container_number: String,
+    pub check_digit: Option<u8>,
+    /// True only when a check digit is known and matches.
+    pub check_digit_ok: bool,
+    pub flags: Flags,
+    /// The earliest sighting's capture time.
+    pub captured_at: DateTime<Utc>,
+    /// The latest sighting's capture time.
+    pub last_seen_at: DateTime<Utc>,
+    /// How many sightings the passage has.
+    pub seen_count: i64,
+    pub camera_id: Option<String>,
+    pub source_video: Option<String>,
+    pub cropped_image_ref: Option<String>,
+    pub confidence: Option<f64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Increases with every change; sync sends it so the centre never lets
+    /// an older state overwrite a newer one.
+    pub version: i64,
+    pub sync_state: SyncState,
+}
+
+/// One accepted read, attached to its passage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sighting {
+    pub id: Uuid,
+    pub passage_id: Uuid,
+    pub captured_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    /// The input exactly as received.
+    pub raw: serde_json::Value,
+    /// The number this read carried, normalised.
+    pub container: String,
+    pub source_video: Option<String>,
+    pub camera_id: Option<String>,
+    pub cropped_image_ref: Option<String>,
+    pub confidence: Option<f64>,
+    pub check_digit_ok: bool,
+    pub flags: Flags,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_serialise_by_name() {
+        let mut f = Flags::empty();
+        f.insert(Flags::CHECK_DIGIT_MISSING);
+        f.insert(Flags::CATEGORY_UNKNOWN);
+        assert_eq!(
+            serde_json::to_string(&f).unwrap(),
+            r#"["check_digit_missing","category_unknown"]"#
+        );
+        assert_eq!(Flags::from_bits_truncate(i64::from(f.bits())), f);
+        assert_eq!(Flags::from_bits_truncate(0xff).bits(), 0b111);
+    }
+}
