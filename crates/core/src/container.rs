@@ -233,7 +233,10 @@ impl ContainerNumber {
             Some(d) => Some(CheckDigit::parse(d).map_err(|_| {
                 FieldError::new(
                     Field::Container,
-                    format!("the check digit of {:?} must be a digit", truncate(input.trim())),
+                    format!(
+                        "the check digit of {:?} must be a digit",
+                        truncate(input.trim())
+                    ),
                 )
             })?),
         };
@@ -335,7 +338,12 @@ mod tests {
 
     #[test]
     fn accepts_separators_and_case() {
-        for s in ["CSQU3054383", "CSQU 305438 3", "csqu305438-3", " csqu.305438/3 "] {
+        for s in [
+            "CSQU3054383",
+            "CSQU 305438 3",
+            "csqu305438-3",
+            " csqu.305438/3 ",
+        ] {
             assert_eq!(cn(s).normalized(), "CSQU3054383", "{s}");
         }
         assert_eq!(cn("msku 123456").normalized(), "MSKU123456");
@@ -343,7 +351,16 @@ mod tests {
 
     #[test]
     fn rejects_malformed_strings_naming_the_field() {
-        for s in ["", "CSQ3054383", "CSQU30543", "1SQU3054383", "CSQUA054383", "CSQU305438X", "CSQU30543833", "ÇSQU3054383"] {
+        for s in [
+            "",
+            "CSQ3054383",
+            "CSQU30543",
+            "1SQU3054383",
+            "CSQUA054383",
+            "CSQU305438X",
+            "CSQU30543833",
+            "ÇSQU3054383",
+        ] {
             let err = ContainerNumber::parse(s).unwrap_err();
             assert_eq!(err.field, Field::Container, "{s}");
         }
@@ -353,9 +370,18 @@ mod tests {
     fn owner_and_serial_errors_name_their_fields() {
         assert_eq!(OwnerCode::parse("MS1U").unwrap_err().field, Field::Owner);
         assert_eq!(OwnerCode::parse("MSCUX").unwrap_err().field, Field::Owner);
-        assert_eq!(SerialNumber::parse("12345").unwrap_err().field, Field::Number);
-        assert_eq!(SerialNumber::parse("12345a").unwrap_err().field, Field::Number);
-        assert_eq!(CheckDigit::parse("10").unwrap_err().field, Field::CheckDigit);
+        assert_eq!(
+            SerialNumber::parse("12345").unwrap_err().field,
+            Field::Number
+        );
+        assert_eq!(
+            SerialNumber::parse("12345a").unwrap_err().field,
+            Field::Number
+        );
+        assert_eq!(
+            CheckDigit::parse("10").unwrap_err().field,
+            Field::CheckDigit
+        );
         assert_eq!(CheckDigit::new(10).unwrap_err().field, Field::CheckDigit);
     }
 

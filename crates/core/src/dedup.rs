@@ -119,8 +119,7 @@ impl<K: Eq + Hash, P: Clone> DedupIndex<K, P> {
 
     /// The passage a read of `key` at `t` would join, if any.
     pub fn decide(&self, key: &K, t: i64) -> Option<&P> {
-        self.position(key, t)
-            .map(|i| &self.by_key[key][i].0)
+        self.position(key, t).map(|i| &self.by_key[key][i].0)
     }
 
     fn position(&self, key: &K, t: i64) -> Option<usize> {
@@ -132,7 +131,11 @@ impl<K: Eq + Hash, P: Clone> DedupIndex<K, P> {
             // Nearest first; among equals the latest span, then the one
             // added last, so the choice never depends on hash order.
             .min_by_key(|(i, (_, span))| {
-                (span.distance(t), std::cmp::Reverse(span.last_seen), std::cmp::Reverse(*i))
+                (
+                    span.distance(t),
+                    std::cmp::Reverse(span.last_seen),
+                    std::cmp::Reverse(*i),
+                )
             })
             .map(|(i, _)| i)
     }
@@ -189,10 +192,16 @@ mod tests {
         assert_eq!(ix.observe(1, 0, &mut new), Observation::Created(1));
         // Every read is 200 s after the last: twenty minutes, one passage.
         for k in 1..=6 {
-            assert_eq!(ix.observe(1, k * 200_000_000, &mut new), Observation::Joined(1));
+            assert_eq!(
+                ix.observe(1, k * 200_000_000, &mut new),
+                Observation::Joined(1)
+            );
         }
         // A gap of more than the window opens a new passage.
-        assert_eq!(ix.observe(1, 6 * 200_000_000 + W + 1, &mut new), Observation::Created(2));
+        assert_eq!(
+            ix.observe(1, 6 * 200_000_000 + W + 1, &mut new),
+            Observation::Created(2)
+        );
     }
 
     #[test]
@@ -207,8 +216,22 @@ mod tests {
     #[test]
     fn late_read_joins_the_passage_it_falls_in() {
         let mut ix = index();
-        ix.insert(1, 10, PassageSpan { first_seen: 0, last_seen: 60_000_000 });
-        ix.insert(1, 11, PassageSpan { first_seen: 3_600_000_000, last_seen: 3_660_000_000 });
+        ix.insert(
+            1,
+            10,
+            PassageSpan {
+                first_seen: 0,
+                last_seen: 60_000_000,
+            },
+        );
+        ix.insert(
+            1,
+            11,
+            PassageSpan {
+                first_seen: 3_600_000_000,
+                last_seen: 3_660_000_000,
+            },
+        );
         // Arrives after the second passage, but was captured during the first.
         assert_eq!(ix.decide(&1, 30_000_000), Some(&10));
         assert_eq!(ix.decide(&1, 3_500_000_000), Some(&11));
@@ -235,7 +258,13 @@ mod tests {
                 .enumerate()
                 .filter(|(_, (k, first, last, _))| *k == key && t >= first - W && t <= last + W)
                 .min_by_key(|(i, (_, first, last, _))| {
-                    let d = if t < *first { first - t } else if t > *last { t - last } else { 0 };
+                    let d = if t < *first {
+                        first - t
+                    } else if t > *last {
+                        t - last
+                    } else {
+                        0
+                    };
                     (d, std::cmp::Reverse(*last), std::cmp::Reverse(*i))
                 })
                 .map(|(i, _)| i);

@@ -21,6 +21,6 @@ pub mod read;
 
 pub use container::{CheckDigit, ContainerNumber, OwnerCode, SerialNumber};
 pub use dedup::{DedupConfig, PassageSpan};
-pub use error::{FieldError, Field};
+pub use error::{Field, FieldError};
 pub use passage::{Flags, Passage, Sighting};
 pub use read::{CheckDigitInput, FlagPolicy, RawRead, Read, ValidationConfig};

@@ -116,7 +116,10 @@ impl Read {
                         Field::CheckDigit,
                         format!(
                             "check digit {} does not match {} computed for {}{}",
-                            container.check_digit().map(|d| d.value()).unwrap_or_default(),
+                            container
+                                .check_digit()
+                                .map(|d| d.value())
+                                .unwrap_or_default(),
                             container.computed_check_digit(),
                             container.owner(),
                             container.serial()
@@ -210,7 +213,11 @@ fn parse_container(raw: &RawRead) -> Result<ContainerNumber, FieldError> {
                     Field::CheckDigit,
                     "check_digit disagrees with the check digit inside container",
                 )),
-                (None, Some(d)) => Ok(ContainerNumber::new(parsed.owner(), parsed.serial(), Some(d))),
+                (None, Some(d)) => Ok(ContainerNumber::new(
+                    parsed.owner(),
+                    parsed.serial(),
+                    Some(d),
+                )),
                 _ => Ok(parsed),
             }
         }
@@ -220,9 +227,12 @@ fn parse_container(raw: &RawRead) -> Result<ContainerNumber, FieldError> {
             // Some modules append the check digit to the serial.
             let (serial, digit) = if number.len() == 7 && given_digit.is_none() {
                 let (s, d) = number.split_at(6);
-                (SerialNumber::parse(s)?, Some(CheckDigit::parse(d).map_err(|_| {
-                    FieldError::new(Field::Number, "serial number must be exactly six digits")
-                })?))
+                (
+                    SerialNumber::parse(s)?,
+                    Some(CheckDigit::parse(d).map_err(|_| {
+                        FieldError::new(Field::Number, "serial number must be exactly six digits")
+                    })?),
+                )
             } else {
                 (SerialNumber::parse(number)?, given_digit)
             };
@@ -318,33 +328,60 @@ mod tests {
         };
         let mut r = raw();
         r.check_digit = None;
-        assert_eq!(Read::parse(r, &strict).unwrap_err().field, Field::CheckDigit);
+        assert_eq!(
+            Read::parse(r, &strict).unwrap_err().field,
+            Field::CheckDigit
+        );
         let mut r = raw();
         r.check_digit = Some(CheckDigitInput::Number(1.0));
-        assert_eq!(Read::parse(r, &strict).unwrap_err().field, Field::CheckDigit);
+        assert_eq!(
+            Read::parse(r, &strict).unwrap_err().field,
+            Field::CheckDigit
+        );
         let category_only = ValidationConfig {
             unknown_category: FlagPolicy::Reject,
             ..ValidationConfig::default()
         };
         let mut r = raw();
         r.owner = Some("MSCX".into());
-        assert_eq!(Read::parse(r, &category_only).unwrap_err().field, Field::Category);
+        assert_eq!(
+            Read::parse(r, &category_only).unwrap_err().field,
+            Field::Category
+        );
     }
 
     #[test]
     fn errors_name_the_field() {
         let cases: Vec<(Box<dyn Fn(&mut RawRead)>, Field)> = vec![
             (Box::new(|r| r.owner = Some("M5CU".into())), Field::Owner),
-            (Box::new(|r| r.number = Some("12a456".into())), Field::Number),
+            (
+                Box::new(|r| r.number = Some("12a456".into())),
+                Field::Number,
+            ),
             (Box::new(|r| r.owner = None), Field::Owner),
-            (Box::new(|r| r.check_digit = Some(CheckDigitInput::Number(12.0))), Field::CheckDigit),
-            (Box::new(|r| r.check_digit = Some(CheckDigitInput::Text("x".into()))), Field::CheckDigit),
+            (
+                Box::new(|r| r.check_digit = Some(CheckDigitInput::Number(12.0))),
+                Field::CheckDigit,
+            ),
+            (
+                Box::new(|r| r.check_digit = Some(CheckDigitInput::Text("x".into()))),
+                Field::CheckDigit,
+            ),
             (Box::new(|r| r.captured_at = None), Field::CapturedAt),
-            (Box::new(|r| r.captured_at = Some("yesterday".into())), Field::CapturedAt),
+            (
+                Box::new(|r| r.captured_at = Some("yesterday".into())),
+                Field::CapturedAt,
+            ),
             (Box::new(|r| r.id = Some("not-a-uuid".into())), Field::Id),
             (Box::new(|r| r.confidence = Some(1.5)), Field::Confidence),
-            (Box::new(|r| r.camera_id = Some("x".repeat(MAX_TEXT_LEN + 1))), Field::CameraId),
-            (Box::new(|r| r.container = Some("MSCU1234566".into())), Field::Container),
+            (
+                Box::new(|r| r.camera_id = Some("x".repeat(MAX_TEXT_LEN + 1))),
+                Field::CameraId,
+            ),
+            (
+                Box::new(|r| r.container = Some("MSCU1234566".into())),
+                Field::Container,
+            ),
         ];
         for (i, (mutate, field)) in cases.into_iter().enumerate() {
             let mut r = raw();

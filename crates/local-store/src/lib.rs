@@ -1,1 +1,161 @@
-//! stub
+//! gatelog's local store: a SQLite file that every read reaches first.
+//!
+//! The store is the system of record on site. A read is acknowledged only
+//! after it is committed to the write-ahead log with `synchronous=FULL`, so
+//! a power cut after a 2xx loses nothing. The network, the central database
+//! and the dashboards all come after.
+//!
+//! # Layout
+//! - [`config`]: where the file lives and how long a writer may wait.
+//! - [`writer`]: the one writer actor. It group-commits concurrent requests
+//!   (one transaction, one fsync) and makes every dedup decision, so that
+//!   decisions are exact under any concurrency and survive restarts.
+//! - [`query`]: reads for the API: filtered keyset pages, one passage with
+//!   its sightings, the most recent passages.
+//! - [`rows`]: the mapping between SQLite rows and [`gatelog_core`] types.
+//! - [`error`]: [`StoreError`], which tells callers whether the store is
+//!   unavailable (answer 503) or the request was wrong.
+//!
+//! Only this crate and `sync` know SQL. Migrations live in the workspace's
+//! `migrations/local` folder and are embedded at build time.
+
+pub mod config;
+pub mod error;
+pub mod query;
+mod rows;
+pub mod writer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::ConnectOptions;
+use tokio::sync::{broadcast, mpsc, Mutex};
+
+pub use config::StoreConfig;
+pub use error::StoreError;
+pub use query::{Cursor, LogFilter, Order, Page, SyncFilter};
+pub use writer::{Outcome, OutcomeKind, WriterActor, WriterHandle};
+
+use gatelog_core::{DedupConfig, Passage, Sighting};
+use gatelog_metrics::Metrics;
+
+/// The local schema, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/local");
+
+/// How many write requests may wait for the writer before callers wait too.
+const WRITER_QUEUE: usize = 4096;
+/// Committed batches kept for live subscribers that are momentarily slow.
+const EVENT_BUFFER: usize = 1024;
+
+/// The store as the rest of gatelog sees it: a pool of read-only
+/// connections and a handle to the writer actor. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    /// Readers. WAL lets them run while the writer commits.
+    pool: SqlitePool,
+    /// The only way to change the file.
+    writer: WriterHandle,
+}
+
+/// What [`Store::open`] returns: the store, and the writer actor that the
+/// supervisor must run for writes to make progress.
+pub struct Opened {
+    pub store: Store,
+    pub writer: WriterActor,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store, applies migrations, and
+    /// returns it with its writer actor, which is not yet running.
+    pub async fn open(
+        config: &StoreConfig,
+        dedup: &DedupConfig,
+        site_id: &str,
+        metrics: Metrics,
+    ) -> Result<Opened, StoreError> {
+        if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
+                path: dir.display().to_string(),
+                source: e,
+            })?;
+        }
+        // Migrate through a connection of the writer's kind before anything
+        // else touches the file.
+        let mut conn = writer::connect(config).await?;
+        MIGRATOR.run(&mut conn).await?;
+        drop(conn);
+
+        let pool = SqlitePoolOptions::new()
+            .max_connections(config.read_connections.max(1))
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(read_options(config))
+            .await
+            .map_err(StoreError::from_sqlx)?;
+
+        let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let writer = WriterActor::new(
+            config.clone(),
+            dedup.clone(),
+            site_id.to_string(),
+            metrics,
+            Arc::new(Mutex::new(rx)),
+            events.clone(),
+        );
+        Ok(Opened {
+            store: Store {
+                pool,
+                writer: WriterHandle::new(tx, events),
+            },
+            writer,
+        })
+    }
+
+    pub fn writer(&self) -> &WriterHandle {
+        &self.writer
+    }
+
+    /// The read pool, for queries in this crate.
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// One passage with its sightings, oldest sighting first.
+    pub async fn get(
+        &self,
+        id: uuid::Uuid,
+    ) -> Result<Option<(Passage, Vec<Sighting>)>, StoreError> {
+        query::get(self, id).await
+    }
+
+    /// Closes the read pool. The writer stops through its own shutdown.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn read_options(config: &StoreConfig) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(&config.path)
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_millis(config.busy_timeout_ms))
+        .pragma("query_only", "ON")
+        .log_statements(tracing::log::LevelFilter::Trace)
+}
+
+/// Options shared by the writer and tools that write (backup, retention).
+pub(crate) fn write_options(config: &StoreConfig) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(&config.path)
+        .create_if_missing(true)
+        // sqlx does not turn WAL on by itself.
+        .journal_mode(SqliteJournalMode::Wal)
+        // FULL: every commit fsyncs the WAL, so an ack survives power loss.
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_millis(config.busy_timeout_ms))
+        .log_statements(tracing::log::LevelFilter::Trace)
+}

@@ -72,7 +72,9 @@ impl Metrics {
                     "gatelog_store_commit_reads",
                     "Reads carried by one local group commit.",
                 )
-                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0]),
+                .buckets(vec![
+                    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0,
+                ]),
             )
             .expect("valid metric"),
             sync_pending: IntGauge::new(
@@ -91,7 +93,10 @@ impl Metrics {
             )
             .expect("valid metric"),
             sync_batches_total: IntCounterVec::new(
-                Opts::new("gatelog_sync_batches_total", "Sync batches sent, by result."),
+                Opts::new(
+                    "gatelog_sync_batches_total",
+                    "Sync batches sent, by result.",
+                ),
                 &["result"],
             )
             .expect("valid metric"),
@@ -192,7 +197,9 @@ mod tests {
     #[test]
     fn every_spec_metric_is_exposed() {
         let m = Metrics::new();
-        m.http_requests_total.with_label_values(&["/healthz", "200"]).inc();
+        m.http_requests_total
+            .with_label_values(&["/healthz", "200"])
+            .inc();
         m.http_request_duration_seconds
             .with_label_values(&["/healthz"])
             .observe(0.001);

@@ -1,0 +1,235 @@
+//! The store against a real SQLite file: group commit, dedup, idempotency
+//! and restarts.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use gatelog_core::dedup::{DedupIndex, Observation};
+use gatelog_core::{DedupConfig, RawRead, Read, ValidationConfig};
+use gatelog_local_store::{LogFilter, Order, OutcomeKind, Store, StoreConfig};
+use gatelog_metrics::Metrics;
+use proptest::prelude::*;
+use tokio_util::sync::CancellationToken;
+
+struct Running {
+    store: Store,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    async fn open(path: &std::path::Path) -> Self {
+        let config = StoreConfig {
+            path: path.to_path_buf(),
+            ..StoreConfig::default()
+        };
+        let opened = Store::open(&config, &DedupConfig::default(), "site-1", Metrics::new())
+            .await
+            .expect("store opens");
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let writer = opened.writer;
+        let task = tokio::spawn(async move { writer.run(token).await.expect("writer runs") });
+        Self {
+            store: opened.store,
+            shutdown,
+            task,
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap();
+        self.store.close().await;
+    }
+}
+
+fn at(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_714_552_200 + secs, 0).unwrap()
+}
+
+fn read(container: &str, t: DateTime<Utc>) -> Read {
+    Read::parse(
+        RawRead {
+            container: Some(container.into()),
+            captured_at: Some(t.to_rfc3339()),
+            raw: format!(r#"{{"container":"{container}"}}"#),
+            ..RawRead::default()
+        },
+        &ValidationConfig::default(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn concurrent_identical_reads_make_one_passage() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Running::open(&dir.path().join("g.db")).await;
+    let mut tasks = Vec::new();
+    for _ in 0..24 {
+        let w = r.store.writer().clone();
+        tasks.push(tokio::spawn(async move {
+            w.write(vec![read("MSCU1234566", at(0))]).await.unwrap()
+        }));
+    }
+    let mut created = 0;
+    let mut seen = Vec::new();
+    for t in tasks {
+        let o = t.await.unwrap().remove(0);
+        if o.kind == OutcomeKind::Created {
+            created += 1;
+        }
+        seen.push(o.passage.seen_count);
+    }
+    assert_eq!(created, 1);
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (1..=24).collect::<Vec<_>>(),
+        "each ack shows the passage after its own read"
+    );
+    let (p, sightings) = r
+        .store
+        .get(r.store.recent(1).await.unwrap()[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.seen_count, 24);
+    assert_eq!(sightings.len(), 24);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn dedup_survives_restart_and_client_ids_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.db");
+    let r = Running::open(&path).await;
+    let mut first = read("CSQU3054383", at(0));
+    let id = uuid::Uuid::new_v4();
+    first.id = Some(id);
+    let o = r
+        .store
+        .writer()
+        .write(vec![first.clone()])
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!((o.kind, o.passage.id), (OutcomeKind::Created, id));
+    r.stop().await;
+
+    let r = Running::open(&path).await;
+    // The same client id again: the original outcome, nothing written.
+    let again = r.store.writer().write(vec![first]).await.unwrap().remove(0);
+    assert!(again.replayed);
+    assert_eq!(
+        (again.kind, again.passage.seen_count),
+        (OutcomeKind::Created, 1)
+    );
+    // A new read four minutes later is still the same passage.
+    let dup = r
+        .store
+        .writer()
+        .write(vec![read("CSQU 305438 3", at(240))])
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        (dup.kind, dup.passage.id, dup.passage.seen_count),
+        (OutcomeKind::Joined, id, 2)
+    );
+    assert_eq!(r.store.count().await.unwrap(), 1);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn keyset_pages_cover_every_passage_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Running::open(&dir.path().join("g.db")).await;
+    // 120 passages, some sharing a captured_at so the id breaks ties.
+    let reads: Vec<Read> = (0..120)
+        .map(|i| read(&format!("MSCU{:06}", 100_000 + i), at(i / 3)))
+        .collect();
+    r.store.writer().write(reads).await.unwrap();
+    for order in [Order::Desc, Order::Asc] {
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = r
+                .store
+                .search(&LogFilter {
+                    limit: 7,
+                    cursor,
+                    order,
+                    ..LogFilter::default()
+                })
+                .await
+                .unwrap();
+            seen.extend(page.logs.iter().map(|p| p.id));
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        let unique: std::collections::HashSet<_> = seen.iter().collect();
+        assert_eq!((seen.len(), unique.len()), (120, 120), "{order:?}");
+    }
+    r.stop().await;
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
+
+    /// The store, fed random reads in random batches, makes the same
+    /// passages as the core's dedup index fed the same reads one by one.
+    #[test]
+    fn store_agrees_with_the_dedup_rule(
+        reads in prop::collection::vec((0usize..3, 0i64..2_400), 1..60),
+        batch in 1usize..8,
+    ) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let r = Running::open(&dir.path().join("g.db")).await;
+            let names = ["MSCU1234566", "CSQU3054383", "TGHU0000001"];
+            let mut model: DedupIndex<usize, usize> = DedupIndex::new(&DedupConfig::default());
+            let mut next = 0;
+            let mut expected = Vec::new();
+            for &(k, s) in &reads {
+                let p = match model.observe(k, at(s).timestamp_micros(), || { next += 1; next }) {
+                    Observation::Created(p) | Observation::Joined(p) => p,
+                };
+                expected.push(p);
+            }
+            let mut got = Vec::new();
+            for chunk in reads.chunks(batch) {
+                let batch: Vec<Read> = chunk.iter().map(|&(k, s)| read(names[k], at(s))).collect();
+                got.extend(r.store.writer().write(batch).await.unwrap().into_iter().map(|o| o.passage.id));
+            }
+            // Same partition of reads into passages, whatever the ids.
+            let mut map: HashMap<usize, uuid::Uuid> = HashMap::new();
+            for (e, g) in expected.iter().zip(&got) {
+                assert_eq!(*map.entry(*e).or_insert(*g), *g);
+            }
+            assert_eq!(r.store.count().await.unwrap() as usize, next);
+            r.stop().await;
+        });
+    }
+}
+
+#[tokio::test]
+async fn a_commit_survives_a_reopen_without_clean_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.db");
+    let r = Running::open(&path).await;
+    r.store
+        .writer()
+        .write(vec![read("MSCU1234566", at(0))])
+        .await
+        .unwrap();
+    // Abandon the writer without draining or closing the file.
+    r.task.abort();
+    drop(r.store);
+    let r = Running::open(&path).await;
+    assert_eq!(r.store.count().await.unwrap(), 1);
+    r.stop().await;
+}
