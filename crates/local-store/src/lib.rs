@@ -23,6 +23,7 @@ pub mod config;
 pub mod error;
 pub mod query;
 mod rows;
+pub mod sync_state;
 pub mod writer;
 
 use std::sync::Arc;

@@ -78,6 +78,11 @@ pub(crate) enum Command {
         passages: Vec<Passage>,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// Sync bookkeeping; see [`crate::sync_state`].
+    Sync {
+        op: crate::sync_state::SyncOp,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
 }
 
 /// A cloneable handle to the writer actor.
@@ -261,6 +266,20 @@ impl WriterActor {
                         return Err(StoreError::Unavailable("connection lost".into()));
                     }
                 }
+                Command::Sync { op, reply } => {
+                    let r = match begin(conn).await {
+                        Ok(()) => {
+                            let r = crate::sync_state::apply(conn, op).await;
+                            finish(conn, r).await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    let broken = r.as_ref().err().map(|e| e.1);
+                    let _ = reply.send(r.map_err(|e| e.0));
+                    if broken == Some(true) {
+                        return Err(StoreError::Unavailable("connection lost".into()));
+                    }
+                }
             }
         }
         if writes.is_empty() {
@@ -328,7 +347,7 @@ fn command_reads(cmd: &Command) -> usize {
     match cmd {
         Command::Write { reads, .. } => reads.len(),
         Command::Import { passages, .. } => passages.len(),
-        Command::Probe { .. } => 1,
+        Command::Probe { .. } | Command::Sync { .. } => 1,
     }
 }
 
@@ -725,4 +744,16 @@ async fn import(conn: &mut SqliteConnection, passages: Vec<Passage>) -> Result<(
         q.build().execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+impl WriterHandle {
+    /// Sends sync bookkeeping to the writer and waits for its commit.
+    pub(crate) async fn sync_op(&self, op: crate::sync_state::SyncOp) -> Result<u64, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Sync { op, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
 }
