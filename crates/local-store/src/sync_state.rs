@@ -246,3 +246,104 @@ fn push_values<'a, T>(
         q.push(")");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use gatelog_core::{DedupConfig, RawRead, Read, ValidationConfig};
+    use gatelog_metrics::Metrics;
+    use tokio_util::sync::CancellationToken;
+
+    use crate::{Store, StoreConfig};
+
+    fn read(container: &str, secs: i64) -> Read {
+        let t = Utc.timestamp_opt(1_714_552_200 + secs, 0).unwrap();
+        Read::parse(
+            RawRead {
+                container: Some(container.into()),
+                captured_at: Some(t.to_rfc3339()),
+                raw: "{}".into(),
+                ..RawRead::default()
+            },
+            &ValidationConfig::default(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn versions_are_confirmed_dead_lettered_and_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig {
+            path: dir.path().join("s.db"),
+            ..StoreConfig::default()
+        };
+        let opened = Store::open(&config, &DedupConfig::default(), "site-1", Metrics::new())
+            .await
+            .unwrap();
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let writer = opened.writer;
+        let task = tokio::spawn(async move { writer.run(token).await.unwrap() });
+        let store = opened.store;
+        let w = store.writer();
+
+        for (i, c) in ["AAAU111111", "BBBU222222", "CCCU333333"]
+            .iter()
+            .enumerate()
+        {
+            w.write(vec![read(c, i as i64)]).await.unwrap();
+        }
+        let b = store.sync_backlog().await.unwrap();
+        assert_eq!((b.pending, b.dead_letters), (3, 0));
+        assert!(b.oldest_pending_at.is_some());
+        let batch = store.sync_pending(2).await.unwrap();
+        assert_eq!(batch.len(), 2);
+        assert_eq!(batch[0].container_owner, "AAAU", "oldest change first");
+        let (a, bb) = (batch[0].clone(), batch[1].clone());
+
+        // Confirmed: A leaves the backlog. B changes before its (stale)
+        // confirmation arrives, so it stays pending.
+        w.write(vec![read("BBBU222222", 30)]).await.unwrap();
+        assert_eq!(
+            w.mark_synced(vec![(a.id, a.version), (bb.id, bb.version)])
+                .await
+                .unwrap(),
+            2
+        );
+        let pending = store.sync_pending(10).await.unwrap();
+        assert_eq!(pending.len(), 2);
+        let b2 = pending.iter().find(|p| p.id == bb.id).unwrap();
+        assert_eq!(b2.version, 2);
+        // A confirmation of an older version never lowers synced_version.
+        assert_eq!(w.mark_synced(vec![(a.id, 0)]).await.unwrap(), 0);
+
+        // C is refused: it leaves the backlog and is listed with its reason.
+        let c = pending
+            .iter()
+            .find(|p| p.container_owner == "CCCU")
+            .unwrap();
+        w.mark_dead_letter(vec![(c.id, c.version, "SQLSTATE 23514".into())])
+            .await
+            .unwrap();
+        let b = store.sync_backlog().await.unwrap();
+        assert_eq!((b.pending, b.dead_letters), (1, 1));
+        let dead = store.dead_letters(10).await.unwrap();
+        assert_eq!(dead[0].passage.id, c.id);
+        assert_eq!(dead[0].reason, "SQLSTATE 23514");
+        assert!(store
+            .sync_pending(10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|p| p.id != c.id));
+
+        // Retried by command, it is back in the backlog.
+        assert_eq!(w.retry_dead_letters(None).await.unwrap(), 1);
+        let b = store.sync_backlog().await.unwrap();
+        assert_eq!((b.pending, b.dead_letters), (2, 0));
+
+        shutdown.cancel();
+        task.await.unwrap();
+        store.close().await;
+    }
+}
