@@ -77,11 +77,14 @@ impl TestDb {
             .expect("create database");
         admin.close().await.ok();
         let url = db_url(&name);
-        gatelog_sync::migrate_central(&url.clone().into())
+        let pool = PgPool::connect(&url).await.expect("connect to test db");
+        // Built before the migration, so that the database is dropped even
+        // when the migration fails.
+        let db = Self { name, url, pool };
+        gatelog_sync::migrate_central(&db.url.clone().into())
             .await
             .expect("central migration applies");
-        let pool = PgPool::connect(&url).await.expect("connect to test db");
-        Some(Self { name, url, pool })
+        Some(db)
     }
 
     /// The URL as seen through `addr` (a proxy).
