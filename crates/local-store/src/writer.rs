@@ -386,7 +386,8 @@ async fn write_reads(
     site_id: &str,
     reads: Vec<(&Read, i64)>,
 ) -> Result<Vec<Outcome>, StoreError> {
-    let now = Utc::now();
+    // Stored times have microsecond precision; answer with what is stored.
+    let now = crate::rows::now();
 
     // 1. Client ids already stored: their reads are replays.
     let client_ids: Vec<String> = reads
