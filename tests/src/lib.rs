@@ -1,1 +1,222 @@
-//! stub
+//! Helpers for gatelog's end-to-end tests.
+//!
+//! [`TestApp::spawn`] builds the real application in process on port 0 with
+//! a fresh SQLite file in a temporary folder, as `gatelog serve` would.
+//! [`BinaryApp`] runs the real `gatelog` binary as a child process, for
+//! what only a process can show: restarts, signals, exit codes.
+//!
+//! Logs stay silent unless `TEST_LOG` is set.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Once;
+use std::time::Duration;
+
+use gatelog_supervisor::config::Config;
+use gatelog_supervisor::serve::{Application, ServeOptions};
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+static TRACING: Once = Once::new();
+
+fn init_tracing() {
+    TRACING.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            tracing_subscriber::fmt()
+                .with_env_filter("info")
+                .with_test_writer()
+                .init();
+        }
+    });
+}
+
+/// A config for tests: the store in `dir`, port 0 on loopback.
+pub fn test_config(dir: &Path) -> Config {
+    let mut config = Config::default();
+    config.store.path = dir.join("gatelog.db");
+    config.server.bind = "127.0.0.1:0".into();
+    config.server.workers = 2;
+    config
+}
+
+/// The real application, in process.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Spawns with a config adjusted by `tweak`.
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::spawn_in(dir, tweak).await
+    }
+
+    /// Spawns on an existing folder, as a restart would.
+    pub async fn spawn_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Self {
+        init_tracing();
+        let mut config = test_config(dir.path());
+        tweak(&mut config);
+        let app = Application::build(config, ServeOptions::default())
+            .await
+            .expect("application builds");
+        let base = format!("http://{}", app.addr());
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(app.run_until(async {
+            let _ = rx.await;
+        }));
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            dir,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs a JSON body to the recognitions endpoint.
+    pub async fn post(&self, body: &Value) -> (StatusCode, Value) {
+        let r = self
+            .client
+            .post(self.url("/api/v1/recognitions"))
+            .json(body)
+            .send()
+            .await
+            .expect("request is sent");
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let r = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request is sent");
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Shuts down in order and returns the folder, for a restart.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.shutdown().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    async fn shutdown(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("app task joins")
+                .expect("app stops cleanly");
+        }
+    }
+}
+
+/// A read of `container` at `captured_at` (RFC 3339).
+pub fn read(container: &str, captured_at: &str) -> Value {
+    serde_json::json!({ "container": container, "captured_at": captured_at, "camera_id": "cam-1" })
+}
+
+/// The `gatelog` binary that cargo built next to this test.
+pub fn gatelog_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("GATELOG_BIN") {
+        return PathBuf::from(p);
+    }
+    // Test executables live in target/<profile>/deps; the binary one up.
+    let exe = std::env::current_exe().expect("test executable path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join(format!("gatelog{}", std::env::consts::EXE_SUFFIX)))
+        .expect("target folder");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace`, which builds it",
+        bin.display()
+    );
+    bin
+}
+
+/// A free port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The real `gatelog serve` process.
+pub struct BinaryApp {
+    pub base: String,
+    pub child: tokio::process::Child,
+}
+
+impl BinaryApp {
+    /// Starts `gatelog serve` on a free port with its store in `dir`.
+    pub async fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let mut cmd = tokio::process::Command::new(gatelog_bin());
+        cmd.arg("serve")
+            .current_dir(dir)
+            .env("GATELOG_STORE__PATH", dir.join("gatelog.db"))
+            .env("GATELOG_SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env(
+                "RUST_LOG",
+                if std::env::var_os("TEST_LOG").is_some() {
+                    "info"
+                } else {
+                    "warn"
+                },
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("gatelog starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
+                if r.status().is_success() {
+                    return Self { base, child };
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("gatelog serve did not become ready at {base}");
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("child runs");
+        let ok = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .expect("kill runs");
+        assert!(ok.success());
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("gatelog exits after SIGTERM")
+            .expect("exit status")
+    }
+}

@@ -1,1 +1,27 @@
-//! stub
+//! gatelog's HTTP interface, built on actix-web.
+//!
+//! This is the only crate that knows actix-web. Handlers turn requests into
+//! calls on the local store and answer in the shapes SPEC §3 fixes. Every
+//! error leaves through [`ApiError`], one JSON shape that never carries SQL
+//! or other internal text.
+//!
+//! # Layout
+//! - [`config`]: the `server` section (bind address, limits, timeouts).
+//! - [`error`]: [`ApiError`] and its mapping to HTTP statuses.
+//! - [`wire`]: JSON bodies to [`gatelog_core::RawRead`], naming the field
+//!   of any type error.
+//! - [`routes`]: one module per resource.
+//! - [`server`]: the app factory and the server, which takes a bound
+//!   listener so tests can use port 0.
+
+pub mod config;
+pub mod error;
+pub mod routes;
+pub mod server;
+pub mod wire;
+
+/// The running HTTP server, re-exported so callers need not know actix-web.
+pub use actix_web::dev::Server;
+pub use config::ServerConfig;
+pub use error::ApiError;
+pub use server::{build_server, AppState};

@@ -352,7 +352,8 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let cases: Vec<(Box<dyn Fn(&mut RawRead)>, Field)> = vec![
+        type Mutation = Box<dyn Fn(&mut RawRead)>;
+        let cases: Vec<(Mutation, Field)> = vec![
             (Box::new(|r| r.owner = Some("M5CU".into())), Field::Owner),
             (
                 Box::new(|r| r.number = Some("12a456".into())),

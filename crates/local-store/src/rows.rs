@@ -141,3 +141,9 @@ pub(crate) fn time(micros: i64) -> Result<DateTime<Utc>, StoreError> {
 pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
+
+/// The current time at the precision the store keeps.
+pub(crate) fn now() -> DateTime<Utc> {
+    let t = Utc::now();
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}

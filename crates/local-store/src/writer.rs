@@ -34,8 +34,9 @@ use crate::{StoreConfig, StoreError};
 /// Rows per multi-row statement: 500 rows of 20 columns stays well under
 /// SQLite's limit of 32,766 bound parameters.
 const ROWS_PER_STATEMENT: usize = 500;
-/// Dedup keys per candidate query (five parameters each).
-const KEYS_PER_QUERY: usize = 150;
+/// Dedup keys per candidate query: five parameters each, and below
+/// SQLite's limit of 500 terms in one compound SELECT.
+const KEYS_PER_QUERY: usize = 200;
 
 /// Whether a read opened its passage or joined one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,10 +165,17 @@ pub struct WriterActor {
 
 /// The writer's own connection, with WAL and `synchronous=FULL`.
 pub(crate) async fn connect(config: &StoreConfig) -> Result<SqliteConnection, StoreError> {
-    crate::write_options(config)
+    let mut conn = crate::write_options(config)
         .connect()
         .await
-        .map_err(StoreError::from_sqlx)
+        .map_err(StoreError::from_sqlx)?;
+    // Refresh planner statistics where they are stale, as SQLite advises
+    // for long-lived connections; cheap when nothing changed.
+    sqlx::query("PRAGMA optimize=0x10002")
+        .execute(&mut conn)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+    Ok(conn)
 }
 
 impl WriterActor {
@@ -405,7 +413,8 @@ async fn write_reads(
     site_id: &str,
     reads: Vec<(&Read, i64)>,
 ) -> Result<Vec<Outcome>, StoreError> {
-    let now = Utc::now();
+    // Stored times have microsecond precision; answer with what is stored.
+    let now = crate::rows::now();
 
     // 1. Client ids already stored: their reads are replays.
     let client_ids: Vec<String> = reads
@@ -481,13 +490,17 @@ async fn write_reads(
     let mut index: DedupIndex<Key, Uuid> = DedupIndex::new(dedup);
     let keys: Vec<(&Key, &(i64, i64))> = ranges.iter().collect();
     for chunk in keys.chunks(KEYS_PER_QUERY) {
-        let mut q =
-            QueryBuilder::<Sqlite>::new(format!("SELECT {PASSAGE_COLUMNS} FROM passages WHERE "));
+        // One SELECT per key, joined by UNION ALL, so that each arm is a
+        // range seek on passages_by_key whatever the planner makes of ORs.
+        let mut q = QueryBuilder::<Sqlite>::new("");
         for (i, ((owner, number), (lo, hi))) in chunk.iter().enumerate() {
             if i > 0 {
-                q.push(" OR ");
+                q.push(" UNION ALL ");
             }
-            q.push("(container_owner = ").push_bind(owner.as_str());
+            q.push(format!(
+                "SELECT {PASSAGE_COLUMNS} FROM passages WHERE container_owner = "
+            ))
+            .push_bind(owner.as_str());
             q.push(" AND container_number = ")
                 .push_bind(number.as_str());
             q.push(" AND site_id = ").push_bind(site_id);
@@ -495,7 +508,6 @@ async fn write_reads(
                 .push_bind(lo.saturating_sub(window));
             q.push(" AND captured_at <= ")
                 .push_bind(hi.saturating_add(window));
-            q.push(")");
         }
         for row in q
             .build_query_as::<PassageRow>()

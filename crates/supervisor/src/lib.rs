@@ -1,1 +1,22 @@
-//! stub
+//! The gatelog binary's library: configuration, commands and supervision.
+//!
+//! `main.rs` only parses the command line and calls in here. The supervisor
+//! starts every actor (the store's writer, the demo feed, later sync),
+//! restarts one that fails with backoff, and on SIGTERM or SIGINT stops
+//! them in order: first HTTP (draining in-flight requests), then the actors
+//! (the writer answers everything still queued), then the store.
+//!
+//! # Layout
+//! - [`cli`]: the command line.
+//! - [`config`]: figment layers and the effective [`config::Config`].
+//! - [`supervise`]: running one actor with restarts.
+//! - [`serve`]: `gatelog serve`, wiring every component together.
+//! - [`feed`]: a realistic simulated camera feed, for `--demo`.
+//! - [`bench`]: `gatelog bench`, the measurements in BENCHMARKS.md.
+
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod feed;
+pub mod serve;
+pub mod supervise;

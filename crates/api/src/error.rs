@@ -1,0 +1,137 @@
+//! The API's one error type and its single JSON shape.
+//!
+//! ```json
+//! {"status":"error","code":"validation_failed","message":"…","field":"owner"}
+//! ```
+//!
+//! `code` is stable and machine-readable; `message` is a sentence for
+//! people; `field` names the input at fault when there is one. Internal
+//! errors are logged with their detail and answered with a generic message.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use gatelog_core::FieldError;
+use gatelog_local_store::StoreError;
+use serde::Serialize;
+
+/// Seconds a client should wait before retrying after a 503.
+const RETRY_AFTER_SECS: &str = "1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON.
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    /// A query parameter is missing, unknown or has a bad value.
+    #[error("{message}")]
+    BadParameter { param: String, message: String },
+    /// A read failed validation.
+    #[error("{0}")]
+    Validation(FieldError),
+    #[error("request body is larger than the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("{0}")]
+    NotFound(String),
+    /// The store cannot take writes now.
+    #[error("the local store is unavailable; retry shortly")]
+    Unavailable,
+    /// Anything else; the detail goes to the log only.
+    #[error("internal error")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    status: &'static str,
+    code: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    pub fn bad_param(param: &str, message: impl Into<String>) -> Self {
+        Self::BadParameter {
+            param: param.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// The stable error code clients can match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::MalformedJson(_) => "malformed_json",
+            ApiError::BadParameter { .. } => "bad_parameter",
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::TooLarge { .. } => "body_too_large",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Unavailable => "store_unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            ApiError::BadParameter { param, .. } => Some(param),
+            ApiError::Validation(e) => Some(e.field.as_str()),
+            _ => None,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            ApiError::Validation(e) => e.message.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "store unavailable");
+            ApiError::Unavailable
+        } else {
+            ApiError::Internal(e.to_string())
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::MalformedJson(_) | ApiError::BadParameter { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(detail) = self {
+            tracing::error!(error = %detail, "internal error");
+        }
+        let mut res = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::Unavailable) {
+            res.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+        }
+        res.json(Body {
+            status: "error",
+            code: self.code(),
+            message: self.message(),
+            field: self.field(),
+        })
+    }
+}
+
+/// The JSON of a validation error inside a batch result.
+pub fn item_error(e: &FieldError) -> serde_json::Value {
+    serde_json::json!({
+        "status": "error",
+        "code": "validation_failed",
+        "message": e.message,
+        "field": e.field.as_str(),
+    })
+}

@@ -1,0 +1,261 @@
+//! `GET /api/v1/logs` and `GET /api/v1/logs/{id}`.
+//!
+//! Query parameters are parsed strictly: an unknown or repeated parameter,
+//! or a value of the wrong shape, answers 400 naming the parameter. Values
+//! reach SQL only as bound parameters.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use gatelog_local_store::{Cursor, LogFilter, Order, SyncFilter};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{ApiError, AppState};
+
+/// The parameters `GET /api/v1/logs` knows.
+const PARAMS: [&str; 13] = [
+    "owner",
+    "number",
+    "container",
+    "q",
+    "from",
+    "to",
+    "camera",
+    "site",
+    "check",
+    "sync",
+    "limit",
+    "cursor",
+    "order",
+];
+/// The longest camera or site id accepted in a filter.
+const MAX_ID_LEN: usize = 256;
+
+pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let filter = parse_filter(req.query_string())?;
+    let page = state.store.search(&filter).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "logs": page.logs,
+        "next_cursor": page.next_cursor.map(|c| c.encode()),
+    })))
+}
+
+pub async fn get(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = Uuid::parse_str(&path).map_err(|_| ApiError::bad_param("id", "id must be a UUID"))?;
+    let (passage, sightings) = state
+        .store
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no passage with id {id}")))?;
+    let mut body = serde_json::to_value(&passage).map_err(|e| ApiError::Internal(e.to_string()))?;
+    body["sightings"] =
+        serde_json::to_value(&sightings).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// Parses a query string into a filter, strictly.
+pub fn parse_filter(query: &str) -> Result<LogFilter, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|_| ApiError::bad_param("query", "the query string is not valid URL encoding"))?;
+    let mut filter = LogFilter {
+        limit: 50,
+        ..LogFilter::default()
+    };
+    let mut seen = std::collections::HashSet::new();
+    for (key, value) in pairs {
+        let Some(&name) = PARAMS.iter().find(|p| **p == key) else {
+            return Err(ApiError::bad_param(
+                &truncate(&key),
+                format!(
+                    "unknown parameter {:?}; known: {}",
+                    truncate(&key),
+                    PARAMS.join(", ")
+                ),
+            ));
+        };
+        if !seen.insert(name) {
+            return Err(ApiError::bad_param(
+                name,
+                format!("{name} is given more than once"),
+            ));
+        }
+        match name {
+            "owner" => {
+                let v = alnum(name, &value, 4)?;
+                if !v.chars().all(|c| c.is_ascii_alphabetic()) || v.len() < 3 {
+                    return Err(ApiError::bad_param(
+                        name,
+                        "owner must be 3 or 4 letters, such as MSCU",
+                    ));
+                }
+                // Three letters name the owner without the category letter.
+                if v.len() == 3 {
+                    filter.container = Some(v);
+                } else {
+                    filter.owner = Some(v);
+                }
+            }
+            "number" => {
+                let v = alnum(name, &value, 6)?;
+                if v.len() != 6 || !v.chars().all(|c| c.is_ascii_digit()) {
+                    return Err(ApiError::bad_param(name, "number must be six digits"));
+                }
+                filter.number = Some(v);
+            }
+            "container" => filter.container = Some(alnum(name, &value, 11)?),
+            "q" => filter.q = Some(alnum(name, &value, 11)?),
+            "from" => filter.from = Some(time(name, &value)?),
+            "to" => filter.to = Some(time(name, &value)?),
+            "camera" => filter.camera = Some(id(name, value)?),
+            "site" => filter.site = Some(id(name, value)?),
+            "check" => {
+                filter.check_ok = Some(match value.as_str() {
+                    "ok" => true,
+                    "bad" => false,
+                    _ => return Err(ApiError::bad_param(name, "check must be ok or bad")),
+                })
+            }
+            "sync" => {
+                filter.sync = Some(match value.as_str() {
+                    "pending" => SyncFilter::Pending,
+                    "synced" => SyncFilter::Synced,
+                    _ => return Err(ApiError::bad_param(name, "sync must be pending or synced")),
+                })
+            }
+            "limit" => {
+                filter.limit = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_param(name, "limit must be an integer from 1 to 1000")
+                    })?
+            }
+            "cursor" => {
+                filter.cursor = Some(Cursor::decode(&value).ok_or_else(|| {
+                    ApiError::bad_param(
+                        name,
+                        "cursor is not one this server issued; pass next_cursor back as it is",
+                    )
+                })?)
+            }
+            "order" => {
+                filter.order = match value.as_str() {
+                    "desc" => Order::Desc,
+                    "asc" => Order::Asc,
+                    _ => return Err(ApiError::bad_param(name, "order must be desc or asc")),
+                }
+            }
+            _ => unreachable!("every known parameter is handled"),
+        }
+    }
+    if let (Some(from), Some(to)) = (filter.from, filter.to) {
+        if from > to {
+            return Err(ApiError::bad_param("from", "from must not be after to"));
+        }
+    }
+    Ok(filter)
+}
+
+/// Upper-cases a number fragment and drops separators; only A-Z and 0-9
+/// may remain.
+fn alnum(name: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    let v: String = value
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '/'))
+        .collect::<String>()
+        .to_ascii_uppercase();
+    if v.is_empty() || v.len() > max || !v.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(ApiError::bad_param(
+            name,
+            format!("{name} must be 1 to {max} letters or digits"),
+        ));
+    }
+    Ok(v)
+}
+
+fn time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            ApiError::bad_param(
+                name,
+                format!("{name} must be an RFC 3339 time, such as 2024-05-01T00:00:00Z"),
+            )
+        })
+}
+
+fn id(name: &str, value: String) -> Result<String, ApiError> {
+    if value.is_empty() || value.len() > MAX_ID_LEN || value.chars().any(char::is_control) {
+        return Err(ApiError::bad_param(
+            name,
+            format!("{name} must be 1 to {MAX_ID_LEN} printable characters"),
+        ));
+    }
+    Ok(value)
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn param_of(q: &str) -> String {
+        match parse_filter(q).unwrap_err() {
+            ApiError::BadParameter { param, .. } => param,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_values_name_their_parameter() {
+        for (q, p) in [
+            ("order=sideways", "order"),
+            ("limit=0", "limit"),
+            ("limit=1001", "limit"),
+            ("limit=ten", "limit"),
+            ("owner=M5CU", "owner"),
+            ("number=12", "number"),
+            ("container=%27%20OR%201%3D1", "container"),
+            ("q=abc%25", "q"),
+            ("from=yesterday", "from"),
+            ("from=2024-05-02T00:00:00Z&to=2024-05-01T00:00:00Z", "from"),
+            ("check=maybe", "check"),
+            ("sync=soon", "sync"),
+            ("cursor=xyz", "cursor"),
+            ("colour=red", "colour"),
+            ("limit=1&limit=2", "limit"),
+        ] {
+            assert_eq!(param_of(q), p, "{q}");
+        }
+    }
+
+    #[test]
+    fn good_values_parse() {
+        let f = parse_filter("owner=mscu&number=123456&order=asc&limit=10&check=bad&sync=pending")
+            .unwrap();
+        assert_eq!(f.owner.as_deref(), Some("MSCU"));
+        assert_eq!(f.number.as_deref(), Some("123456"));
+        assert_eq!(
+            (f.order, f.limit, f.check_ok),
+            (Order::Asc, 10, Some(false))
+        );
+        assert_eq!(
+            parse_filter("owner=msc").unwrap().container.as_deref(),
+            Some("MSC")
+        );
+        assert_eq!(
+            parse_filter("container=MSCU 12")
+                .unwrap()
+                .container
+                .as_deref(),
+            Some("MSCU12")
+        );
+    }
+}

@@ -1,0 +1,17 @@
+//! One module per resource.
+
+pub mod health;
+pub mod logs;
+pub mod recognitions;
+
+use actix_web::web;
+
+/// Mounts every route of the API.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/api/v1/recognitions").route(web::post().to(recognitions::post)))
+        .service(web::resource("/api/v1/logs").route(web::get().to(logs::list)))
+        .service(web::resource("/api/v1/logs/{id}").route(web::get().to(logs::get)))
+        .service(web::resource("/healthz").route(web::get().to(health::healthz)))
+        .service(web::resource("/readyz").route(web::get().to(health::readyz)))
+        .service(web::resource("/metrics").route(web::get().to(health::metrics)));
+}

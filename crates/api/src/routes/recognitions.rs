@@ -1,0 +1,130 @@
+//! `POST /api/v1/recognitions`: one read or a batch of up to 1,000.
+//!
+//! Each valid read is written through the store's writer, which answers
+//! only after the group commit holding it is fsynced. A batch is written as
+//! one request, so its reads share a commit; invalid items are answered in
+//! place and do not stop the others.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use gatelog_core::{FieldError, Read};
+use gatelog_local_store::{Outcome, OutcomeKind};
+use serde_json::{json, Value};
+
+use crate::error::item_error;
+use crate::wire::{raw_read, MAX_BATCH};
+use crate::{ApiError, AppState};
+
+pub async fn post(
+    req: HttpRequest,
+    mut payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = state.body_limit;
+    // Refuse early when the client announces a body over the limit.
+    if let Some(len) = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > limit {
+            return Err(ApiError::TooLarge { limit });
+        }
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk
+            .map_err(|_| ApiError::MalformedJson("the request body could not be read".into()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let value: Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+
+    match value {
+        Value::Array(items) => batch(&state, items).await,
+        item => single(&state, item).await,
+    }
+}
+
+fn parse(state: &AppState, item: &Value) -> Result<Read, FieldError> {
+    raw_read(item).and_then(|raw| Read::parse(raw, &state.validation))
+}
+
+async fn single(state: &AppState, item: Value) -> Result<HttpResponse, ApiError> {
+    let read = parse(state, &item).map_err(|e| {
+        state
+            .metrics
+            .recognitions_total
+            .with_label_values(&["invalid"])
+            .inc();
+        ApiError::Validation(e)
+    })?;
+    let outcome = state
+        .store
+        .writer()
+        .write(vec![read])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::Internal("the writer answered no outcome".into()))?;
+    let status = match outcome.kind {
+        OutcomeKind::Created => StatusCode::CREATED,
+        OutcomeKind::Joined => StatusCode::OK,
+    };
+    Ok(HttpResponse::build(status).json(result(&outcome)))
+}
+
+async fn batch(state: &AppState, items: Vec<Value>) -> Result<HttpResponse, ApiError> {
+    if items.len() > MAX_BATCH {
+        return Err(ApiError::Validation(FieldError::new(
+            gatelog_core::Field::Body,
+            format!(
+                "a batch holds at most {MAX_BATCH} recognitions; got {}",
+                items.len()
+            ),
+        )));
+    }
+    let parsed: Vec<Result<Read, FieldError>> = items.iter().map(|i| parse(state, i)).collect();
+    let invalid = parsed.iter().filter(|p| p.is_err()).count();
+    if invalid > 0 {
+        state
+            .metrics
+            .recognitions_total
+            .with_label_values(&["invalid"])
+            .inc_by(invalid as u64);
+    }
+    let reads: Vec<Read> = parsed
+        .iter()
+        .filter_map(|p| p.as_ref().ok().cloned())
+        .collect();
+    let mut outcomes = state.store.writer().write(reads).await?.into_iter();
+    let mut results = Vec::with_capacity(parsed.len());
+    for p in &parsed {
+        match p {
+            Ok(_) => {
+                let o = outcomes.next().ok_or_else(|| {
+                    ApiError::Internal("the writer answered too few outcomes".into())
+                })?;
+                results.push(result(&o));
+            }
+            Err(e) => results.push(item_error(e)),
+        }
+    }
+    Ok(HttpResponse::Ok().json(json!({ "results": results })))
+}
+
+/// The SPEC's result object for one committed read.
+fn result(o: &Outcome) -> Value {
+    match o.kind {
+        OutcomeKind::Created => json!({"status": "success", "data": o.passage}),
+        OutcomeKind::Joined => json!({
+            "status": "skipped",
+            "message": "Duplicate record",
+            "data": o.passage,
+        }),
+    }
+}

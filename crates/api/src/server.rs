@@ -1,0 +1,81 @@
+//! The app factory and the HTTP server.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{Server, Service};
+use actix_web::{web, App, HttpServer};
+use futures_util::FutureExt;
+use gatelog_core::ValidationConfig;
+use gatelog_local_store::Store;
+use gatelog_metrics::Metrics;
+
+use crate::{routes, ServerConfig};
+
+/// What every handler can reach. Cloned into each worker.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub metrics: Metrics,
+    /// How strictly reads are validated (flag or reject).
+    pub validation: ValidationConfig,
+    /// The largest request body accepted, in bytes.
+    pub body_limit: usize,
+}
+
+/// Builds the server on a listener that is already bound, so tests can bind
+/// port 0 and read the real port. Signals are left to the caller, which
+/// stops the server through its handle and so controls shutdown order.
+pub fn build_server(
+    listener: TcpListener,
+    state: AppState,
+    config: &ServerConfig,
+) -> std::io::Result<Server> {
+    let data = web::Data::new(state);
+    let mut server = HttpServer::new(move || {
+        let metrics = data.metrics.clone();
+        App::new()
+            .app_data(data.clone())
+            .app_data(web::QueryConfig::default().error_handler(|_, _| {
+                crate::ApiError::bad_param("query", "the query string is not valid").into()
+            }))
+            .wrap_fn(move |req, srv| {
+                let started = Instant::now();
+                let method = req.method().clone();
+                let metrics = metrics.clone();
+                srv.call(req).map(move |res| {
+                    if let Ok(res) = &res {
+                        // The route pattern, never the raw path, keeps label
+                        // values few.
+                        let route = res
+                            .request()
+                            .match_pattern()
+                            .unwrap_or_else(|| "unmatched".into());
+                        let status = res.status();
+                        metrics
+                            .http_requests_total
+                            .with_label_values(&[route.as_str(), status.as_str()])
+                            .inc();
+                        metrics
+                            .http_request_duration_seconds
+                            .with_label_values(&[route.as_str()])
+                            .observe(started.elapsed().as_secs_f64());
+                        tracing::debug!(%method, %route, status = status.as_u16(), "request");
+                    }
+                    res
+                })
+            })
+            .configure(routes::configure)
+            .default_service(web::to(|| async {
+                Err::<actix_web::HttpResponse, _>(crate::ApiError::NotFound("no such route".into()))
+            }))
+    })
+    .disable_signals()
+    .client_request_timeout(Duration::from_millis(config.client_request_timeout_ms))
+    .shutdown_timeout(config.shutdown_timeout_secs)
+    .listen(listener)?;
+    if config.workers > 0 {
+        server = server.workers(config.workers);
+    }
+    Ok(server.run())
+}

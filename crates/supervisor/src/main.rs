@@ -1,0 +1,68 @@
+//! The `gatelog` binary: parses the command line and hands over to
+//! [`gatelog_supervisor`].
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use gatelog_supervisor::cli::{BenchCommand, Cli, Command};
+use gatelog_supervisor::{bench, config, serve};
+
+fn main() -> ExitCode {
+    // Values in .env reach the environment before the config is read.
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gatelog: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gatelog: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Bench { which } = &cli.command {
+        return match which {
+            BenchCommand::Ingest(args) => bench::ingest(args).await,
+            BenchCommand::Search(args) => bench::search(args).await,
+        };
+    }
+    let config = config::load(cli.config.as_deref()).map_err(anyhow::Error::msg)?;
+    match cli.command {
+        Command::Serve { demo } => serve::serve(config, serve::ServeOptions { demo }).await,
+        Command::Config => {
+            print!("{}", config.to_redacted_toml());
+            Ok(())
+        }
+        Command::Migrate { central: false } => {
+            gatelog_supervisor::serve::migrate_local(&config).await
+        }
+        Command::Migrate { central: true } => {
+            anyhow::bail!(
+                "migrate --central needs sync.target support, which this build does not have yet"
+            )
+        }
+        Command::Bench { .. } => unreachable!("handled above"),
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` filters them (default `info`).
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

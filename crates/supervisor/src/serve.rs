@@ -1,0 +1,244 @@
+//! `gatelog serve`: every component, wired and supervised.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use anyhow::Context;
+use gatelog_api::{build_server, AppState};
+use gatelog_core::Read;
+use gatelog_local_store::Store;
+use gatelog_metrics::Metrics;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::feed::{self, FeedConfig};
+use crate::supervise::supervise;
+
+/// Options of `serve` that are not configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Feed a simulated camera stream into the store.
+    pub demo: bool,
+}
+
+/// Refuses a non-loopback bind when no keys are configured.
+pub fn check_exposure(config: &Config) -> anyhow::Result<()> {
+    let addr = config.bind_addr().map_err(anyhow::Error::msg)?;
+    if config.auth.is_open() {
+        if !addr.ip().is_loopback() {
+            anyhow::bail!(
+                "refusing to serve on {addr} without keys: anyone on the network could write and read. \
+                 Configure auth.ingest_keys and auth.read_keys (GATELOG_AUTH__INGEST_KEYS, GATELOG_AUTH__READ_KEYS), \
+                 or bind a loopback address such as 127.0.0.1:8080"
+            );
+        }
+        tracing::warn!(%addr, "no keys configured: serving on loopback only, without authentication");
+    }
+    Ok(())
+}
+
+/// A built gatelog: store open, listener bound, actors started, HTTP
+/// server ready to run. Tests build one on port 0 and read its address.
+pub struct Application {
+    addr: SocketAddr,
+    store: Store,
+    server: gatelog_api::Server,
+    shutdown: CancellationToken,
+    actors: JoinSet<()>,
+}
+
+impl Application {
+    /// Opens the store, binds `server.bind` and starts every actor.
+    pub async fn build(config: Config, options: ServeOptions) -> anyhow::Result<Self> {
+        check_exposure(&config)?;
+        let metrics = Metrics::new();
+        let opened = Store::open(
+            &config.store,
+            &config.dedup,
+            &config.site.id,
+            metrics.clone(),
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the local store at {}",
+                config.store.path.display()
+            )
+        })?;
+        let store = opened.store;
+        let listener = TcpListener::bind(&config.server.bind)
+            .with_context(|| format!("cannot listen on {} (server.bind)", config.server.bind))?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let mut actors = JoinSet::new();
+
+        let writer = Arc::new(opened.writer);
+        actors.spawn(supervise("writer", shutdown.clone(), metrics.clone(), {
+            let token = shutdown.clone();
+            move || {
+                let writer = writer.clone();
+                let token = token.clone();
+                async move { writer.run(token).await }
+            }
+        }));
+
+        if options.demo {
+            spawn_demo(&mut actors, &store, &config, &shutdown, &metrics);
+        }
+
+        let state = AppState {
+            store: store.clone(),
+            metrics: metrics.clone(),
+            validation: config.validation.clone(),
+            body_limit: config.server.body_limit_bytes,
+        };
+        let server = build_server(listener, state, &config.server)
+            .context("cannot start the HTTP server")?;
+        tracing::info!(
+            bind = %addr,
+            store = %config.store.path.display(),
+            site = %config.site.id,
+            sync = ?config.sync.target,
+            "gatelog is serving"
+        );
+        Ok(Self {
+            addr,
+            store,
+            server,
+            shutdown,
+            actors,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves until `stop` resolves, then shuts down in order: HTTP first,
+    /// draining in-flight requests (they still need the writer), then the
+    /// actors (the writer answers whatever is queued), then the store.
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let Self {
+            store,
+            server,
+            shutdown,
+            mut actors,
+            ..
+        } = self;
+        let handle = server.handle();
+        let mut http = tokio::spawn(server);
+        let http_result = tokio::select! {
+            _ = stop => None,
+            r = &mut http => Some(r),
+        };
+        tracing::info!("shutting down: draining HTTP requests");
+        handle.stop(true).await;
+        if http_result.is_none() {
+            let _ = http.await;
+        }
+        tracing::info!("HTTP stopped; stopping components");
+        shutdown.cancel();
+        while actors.join_next().await.is_some() {}
+        store.close().await;
+        tracing::info!("gatelog stopped");
+        match http_result {
+            Some(Ok(Err(e))) => Err(e).context("the HTTP server failed"),
+            Some(Err(e)) => Err(e).context("the HTTP server panicked"),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn spawn_demo(
+    actors: &mut JoinSet<()>,
+    store: &Store,
+    config: &Config,
+    shutdown: &CancellationToken,
+    metrics: &Metrics,
+) {
+    let writer = store.writer().clone();
+    let validation = config.validation.clone();
+    let token = shutdown.clone();
+    actors.spawn(supervise("demo", shutdown.clone(), metrics.clone(), move || {
+        let writer = writer.clone();
+        let validation = validation.clone();
+        let token = token.clone();
+        async move {
+            feed::run(FeedConfig::default(), token, move |body| {
+                let writer = writer.clone();
+                let validation = validation.clone();
+                async move {
+                    let read = gatelog_api::wire::raw_read(&body).and_then(|raw| Read::parse(raw, &validation));
+                    match read {
+                        Ok(read) => {
+                            if let Err(e) = writer.write(vec![read]).await {
+                                tracing::warn!(error = %e, "demo read not stored");
+                            }
+                        }
+                        Err(e) => tracing::debug!(error = %e, "demo read rejected, as a real one would be"),
+                    }
+                }
+            })
+            .await;
+            Ok::<(), std::convert::Infallible>(())
+        }
+    }));
+    tracing::info!("demo feed running: simulated trucks at 3 cameras");
+}
+
+/// `gatelog serve`: runs until SIGTERM or SIGINT.
+pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> {
+    let app = Application::build(config, options).await?;
+    app.run_until(async {
+        let signal = shutdown_signal().await;
+        tracing::info!(signal, "signal received");
+    })
+    .await
+}
+
+/// Resolves on SIGTERM or SIGINT, naming which.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "ctrl-c"
+    }
+}
+
+/// `gatelog migrate`: applies the local schema and reports the version.
+pub async fn migrate_local(config: &Config) -> anyhow::Result<()> {
+    let metrics = Metrics::new();
+    let opened = Store::open(&config.store, &config.dedup, &config.site.id, metrics)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot migrate the local store at {}",
+                config.store.path.display()
+            )
+        })?;
+    opened.store.close().await;
+    println!(
+        "local schema at {} is up to date ({} migrations)",
+        config.store.path.display(),
+        gatelog_local_store::MIGRATOR.iter().count()
+    );
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! The `gatelog` binary's commands, run as a user would run them.
+
+use std::process::Command;
+
+fn gatelog() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_gatelog"));
+    // Run in an empty folder so no config/default.toml or .env applies.
+    let dir = std::env::temp_dir().join(format!("gatelog-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    c.current_dir(dir).env_remove("RUST_LOG");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("GATELOG_")
+            || k == "SUPABASE_KEY"
+            || k == "SUPABASE_URL"
+            || k == "DATABASE_URL"
+        {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+#[test]
+fn config_prints_effective_values_and_redacts_secrets() {
+    let out = gatelog()
+        .arg("config")
+        .env("SUPABASE_URL", "https://example.invalid")
+        .env("SUPABASE_KEY", "made-up-secret-4f2a9c")
+        .env(
+            "GATELOG_AUTH__INGEST_KEYS",
+            "ingest-secret-1,ingest-secret-2",
+        )
+        .env("GATELOG_DEDUP__WINDOW_SECS", "120")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("window_secs = 120"), "{text}");
+    assert!(text.contains("url = \"https://example.invalid\""), "{text}");
+    assert!(!text.contains("made-up-secret-4f2a9c"), "{text}");
+    assert!(!text.contains("ingest-secret"), "{text}");
+    assert_eq!(text.matches("[redacted]").count(), 3, "{text}");
+}
+
+#[test]
+fn bad_config_stops_with_the_key_and_its_source() {
+    let out = gatelog()
+        .arg("config")
+        .env("GATELOG_DEDUP__WINDOW_SECS", "five")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap().to_lowercase();
+    assert!(
+        err.contains("window_secs") && err.contains("environment"),
+        "{err}"
+    );
+
+    let out = gatelog()
+        .args(["--config", "/nonexistent/gatelog.toml", "config"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("/nonexistent/gatelog.toml"));
+
+    let out = gatelog()
+        .arg("config")
+        .env("GATELOG_SERVER__BIND", "everywhere")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("server.bind"));
+}
+
+#[test]
+fn unknown_keys_in_a_file_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("g.toml");
+    std::fs::write(&file, "[dedup]\nwindow_sec = 10\n").unwrap();
+    let out = gatelog()
+        .arg("--config")
+        .arg(&file)
+        .arg("config")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("window_sec") && err.contains("g.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn serve_refuses_a_public_bind_without_keys() {
+    let out = gatelog()
+        .arg("serve")
+        .env("GATELOG_SERVER__BIND", "0.0.0.0:0")
+        .env(
+            "GATELOG_STORE__PATH",
+            std::env::temp_dir().join("gatelog-refuse.db"),
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("without keys"), "{err}");
+}
