@@ -21,6 +21,8 @@ pub struct AppState {
     pub validation: ValidationConfig,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// The sync actor's handle: its status, and retries on request.
+    pub sync: gatelog_sync::SyncHandle,
 }
 
 /// Builds the server on a listener that is already bound, so tests can bind

@@ -239,12 +239,18 @@ async fn large_batches_with_many_keys_dedup_across_query_chunks() {
     let dir = tempfile::tempdir().unwrap();
     let r = Running::open(&dir.path().join("g.db")).await;
     // 900 distinct containers, more than one candidate query holds.
-    let first: Vec<Read> = (0..900).map(|i| read(&format!("TGHU{:06}", i), at(0))).collect();
-    let again: Vec<Read> = (0..900).map(|i| read(&format!("TGHU{:06}", i), at(60))).collect();
+    let first: Vec<Read> = (0..900)
+        .map(|i| read(&format!("TGHU{:06}", i), at(0)))
+        .collect();
+    let again: Vec<Read> = (0..900)
+        .map(|i| read(&format!("TGHU{:06}", i), at(60)))
+        .collect();
     let a = r.store.writer().write(first).await.unwrap();
     assert!(a.iter().all(|o| o.kind == OutcomeKind::Created));
     let b = r.store.writer().write(again).await.unwrap();
-    assert!(b.iter().all(|o| o.kind == OutcomeKind::Joined && o.passage.seen_count == 2));
+    assert!(b
+        .iter()
+        .all(|o| o.kind == OutcomeKind::Joined && o.passage.seen_count == 2));
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x.passage.id, y.passage.id);
     }

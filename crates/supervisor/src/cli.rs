@@ -34,6 +34,11 @@ pub enum Command {
         #[arg(long)]
         central: bool,
     },
+    /// Show or retry replication to the central database.
+    Sync {
+        #[command(subcommand)]
+        which: SyncCommand,
+    },
     /// Measure gatelog on this machine; see BENCHMARKS.md.
     Bench {
         #[command(subcommand)]
@@ -47,4 +52,19 @@ pub enum BenchCommand {
     Ingest(crate::bench::IngestArgs),
     /// Search latency over a generated store.
     Search(crate::bench::SearchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Target, backlog, lag and dead letters, read from the local store.
+    Status {
+        /// Also list up to this many dead letters with their reasons.
+        #[arg(long, default_value_t = 20)]
+        list: u32,
+    },
+    /// Put dead letters back in the backlog (all, or the given ids).
+    Retry {
+        /// Passage ids; all dead letters when none is given.
+        ids: Vec<uuid::Uuid>,
+    },
 }

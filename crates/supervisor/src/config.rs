@@ -18,6 +18,7 @@ use figment::Figment;
 use gatelog_api::ServerConfig;
 use gatelog_core::{DedupConfig, ValidationConfig};
 use gatelog_local_store::StoreConfig;
+use gatelog_sync::{PostgresConfig, SupabaseConfig, SyncConfig, Target, TargetKind};
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -33,7 +34,7 @@ pub struct Config {
     pub site: SiteConfig,
     pub dedup: DedupConfig,
     pub validation: ValidationConfig,
-    pub sync: SyncSection,
+    pub sync: SyncConfig,
     pub supabase: SupabaseSection,
     pub postgres: PostgresSection,
     pub auth: AuthConfig,
@@ -53,30 +54,6 @@ impl Default for SiteConfig {
             id: "site-1".into(),
         }
     }
-}
-
-/// Which central target passages replicate to.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SyncSection {
-    /// `none`, `supabase` or `postgres`.
-    pub target: SyncTarget,
-}
-
-impl Default for SyncSection {
-    fn default() -> Self {
-        Self {
-            target: SyncTarget::None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SyncTarget {
-    None,
-    Supabase,
-    Postgres,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -233,15 +210,41 @@ impl Config {
         if self.retention.local_days == 0 {
             return Err("bad configuration: retention.local_days must be at least 1".into());
         }
-        match self.sync.target {
-            SyncTarget::Supabase if self.supabase.url.is_none() || self.supabase.key.is_none() => {
-                Err("bad configuration: sync.target = \"supabase\" needs supabase.url (SUPABASE_URL) and supabase.key (SUPABASE_KEY)".into())
-            }
-            SyncTarget::Postgres if self.postgres.url.is_none() => Err(
-                "bad configuration: sync.target = \"postgres\" needs postgres.url (DATABASE_URL)".into(),
-            ),
-            _ => Ok(()),
+        if self.sync.batch_size == 0 || self.sync.batch_size > 5_000 {
+            return Err("bad configuration: sync.batch_size must be from 1 to 5000".into());
         }
+        if self.sync.backoff_initial_ms == 0
+            || self.sync.backoff_max_ms < self.sync.backoff_initial_ms
+        {
+            return Err(
+                "bad configuration: sync.backoff_initial_ms must be at least 1 and at most sync.backoff_max_ms".into(),
+            );
+        }
+        self.sync_target()
+            .map(|_| ())
+            .map_err(|e| format!("bad configuration: {e}"))
+    }
+
+    /// The sync target with its settings, checked.
+    pub fn sync_target(&self) -> Result<Target, gatelog_sync::SyncError> {
+        let supabase = match (&self.supabase.url, &self.supabase.key) {
+            (Some(url), Some(key)) => Some(SupabaseConfig {
+                url: url.clone(),
+                key: key.clone(),
+                rest_path: self.supabase.rest_path.clone(),
+            }),
+            _ => None,
+        };
+        let postgres = self.postgres.url.clone().map(|url| PostgresConfig {
+            url,
+            ..PostgresConfig::new("")
+        });
+        Target::from_config(self.sync.target, supabase, postgres)
+    }
+
+    /// The target kind, for status without a running actor.
+    pub fn sync_kind(&self) -> TargetKind {
+        self.sync.target
     }
 
     pub fn bind_addr(&self) -> Result<SocketAddr, String> {

@@ -11,6 +11,7 @@
 //! - [`config`]: figment layers and the effective [`config::Config`].
 //! - [`supervise`]: running one actor with restarts.
 //! - [`serve`]: `gatelog serve`, wiring every component together.
+//! - [`sync_cmd`]: `gatelog sync status|retry` and `migrate --central`.
 //! - [`feed`]: a realistic simulated camera feed, for `--demo`.
 //! - [`bench`]: `gatelog bench`, the measurements in BENCHMARKS.md.
 
@@ -20,3 +21,4 @@ pub mod config;
 pub mod feed;
 pub mod serve;
 pub mod supervise;
+pub mod sync_cmd;

@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use gatelog_supervisor::cli::{BenchCommand, Cli, Command};
-use gatelog_supervisor::{bench, config, serve};
+use gatelog_supervisor::cli::{BenchCommand, Cli, Command, SyncCommand};
+use gatelog_supervisor::{bench, config, serve, sync_cmd};
 
 fn main() -> ExitCode {
     // Values in .env reach the environment before the config is read.
@@ -48,11 +48,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate { central: false } => {
             gatelog_supervisor::serve::migrate_local(&config).await
         }
-        Command::Migrate { central: true } => {
-            anyhow::bail!(
-                "migrate --central needs sync.target support, which this build does not have yet"
-            )
-        }
+        Command::Migrate { central: true } => sync_cmd::migrate_central(&config).await,
+        Command::Sync { which } => match which {
+            SyncCommand::Status { list } => sync_cmd::status(&config, list).await,
+            SyncCommand::Retry { ids } => sync_cmd::retry(&config, ids).await,
+        },
         Command::Bench { .. } => unreachable!("handled above"),
     }
 }

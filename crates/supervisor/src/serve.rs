@@ -8,6 +8,7 @@ use gatelog_api::{build_server, AppState};
 use gatelog_core::Read;
 use gatelog_local_store::Store;
 use gatelog_metrics::Metrics;
+use gatelog_sync::SyncActor;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -83,6 +84,21 @@ impl Application {
             }
         }));
 
+        let target = config
+            .sync_target()
+            .map_err(|e| anyhow::anyhow!("bad configuration: {e}"))?;
+        let (sync, sync_handle) =
+            SyncActor::new(config.sync.clone(), target, store.clone(), metrics.clone());
+        let sync = Arc::new(sync);
+        actors.spawn(supervise("sync", shutdown.clone(), metrics.clone(), {
+            let token = shutdown.clone();
+            move || {
+                let sync = sync.clone();
+                let token = token.clone();
+                async move { sync.run(token).await }
+            }
+        }));
+
         if options.demo {
             spawn_demo(&mut actors, &store, &config, &shutdown, &metrics);
         }
@@ -92,6 +108,7 @@ impl Application {
             metrics: metrics.clone(),
             validation: config.validation.clone(),
             body_limit: config.server.body_limit_bytes,
+            sync: sync_handle,
         };
         let server = build_server(listener, state, &config.server)
             .context("cannot start the HTTP server")?;
@@ -99,7 +116,7 @@ impl Application {
             bind = %addr,
             store = %config.store.path.display(),
             site = %config.site.id,
-            sync = ?config.sync.target,
+            sync = config.sync.target.as_str(),
             "gatelog is serving"
         );
         Ok(Self {

@@ -3,6 +3,7 @@
 pub mod health;
 pub mod logs;
 pub mod recognitions;
+pub mod sync;
 
 use actix_web::web;
 
@@ -11,6 +12,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/v1/recognitions").route(web::post().to(recognitions::post)))
         .service(web::resource("/api/v1/logs").route(web::get().to(logs::list)))
         .service(web::resource("/api/v1/logs/{id}").route(web::get().to(logs::get)))
+        .service(web::resource("/api/v1/sync/status").route(web::get().to(sync::status)))
         .service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
         .service(web::resource("/metrics").route(web::get().to(health::metrics)));
