@@ -689,29 +689,35 @@ fn join(p: &mut Passage, read: &Read, now: chrono::DateTime<Utc>) {
     }
 }
 
+/// Binds the [`PASSAGE_WRITE_COLUMNS`] of one passage, in their order.
+fn bind_passage<'qb, 'args: 'qb>(
+    b: &mut sqlx::query_builder::Separated<'qb, 'args, Sqlite, &'static str>,
+    p: &'args Passage,
+) {
+    b.push_bind(p.id.to_string())
+        .push_bind(p.site_id.as_str())
+        .push_bind(p.container.as_str())
+        .push_bind(p.container_owner.as_str())
+        .push_bind(p.container_number.as_str())
+        .push_bind(p.check_digit.map(i64::from))
+        .push_bind(i64::from(p.check_digit_ok))
+        .push_bind(i64::from(p.flags.bits()))
+        .push_bind(micros(p.captured_at))
+        .push_bind(micros(p.last_seen_at))
+        .push_bind(p.seen_count)
+        .push_bind(p.camera_id.as_deref())
+        .push_bind(p.source_video.as_deref())
+        .push_bind(p.cropped_image_ref.as_deref())
+        .push_bind(p.confidence)
+        .push_bind(micros(p.created_at))
+        .push_bind(micros(p.updated_at))
+        .push_bind(p.version);
+}
+
 async fn upsert_passages(conn: &mut SqliteConnection, rows: &[&Passage]) -> Result<(), StoreError> {
     let mut q =
         QueryBuilder::<Sqlite>::new(format!("INSERT INTO passages ({PASSAGE_WRITE_COLUMNS}) "));
-    q.push_values(rows, |mut b, p| {
-        b.push_bind(p.id.to_string())
-            .push_bind(p.site_id.as_str())
-            .push_bind(p.container.as_str())
-            .push_bind(p.container_owner.as_str())
-            .push_bind(p.container_number.as_str())
-            .push_bind(p.check_digit.map(i64::from))
-            .push_bind(i64::from(p.check_digit_ok))
-            .push_bind(i64::from(p.flags.bits()))
-            .push_bind(micros(p.captured_at))
-            .push_bind(micros(p.last_seen_at))
-            .push_bind(p.seen_count)
-            .push_bind(p.camera_id.as_deref())
-            .push_bind(p.source_video.as_deref())
-            .push_bind(p.cropped_image_ref.as_deref())
-            .push_bind(p.confidence)
-            .push_bind(micros(p.created_at))
-            .push_bind(micros(p.updated_at))
-            .push_bind(p.version);
-    });
+    q.push_values(rows, |mut b, p| bind_passage(&mut b, p));
     q.push(
         " ON CONFLICT (id) DO UPDATE SET container = excluded.container, \
          check_digit = excluded.check_digit, check_digit_ok = excluded.check_digit_ok, \
@@ -732,25 +738,8 @@ async fn import(conn: &mut SqliteConnection, passages: Vec<Passage>) -> Result<(
         ));
         q.push_values(chunk, |mut b, p| {
             let synced = matches!(p.sync_state, SyncState::Synced);
-            b.push_bind(p.id.to_string())
-                .push_bind(p.site_id.as_str())
-                .push_bind(p.container.as_str())
-                .push_bind(p.container_owner.as_str())
-                .push_bind(p.container_number.as_str())
-                .push_bind(p.check_digit.map(i64::from))
-                .push_bind(i64::from(p.check_digit_ok))
-                .push_bind(i64::from(p.flags.bits()))
-                .push_bind(micros(p.captured_at))
-                .push_bind(micros(p.last_seen_at))
-                .push_bind(p.seen_count)
-                .push_bind(p.camera_id.as_deref())
-                .push_bind(p.source_video.as_deref())
-                .push_bind(p.cropped_image_ref.as_deref())
-                .push_bind(p.confidence)
-                .push_bind(micros(p.created_at))
-                .push_bind(micros(p.updated_at))
-                .push_bind(p.version)
-                .push_bind(if synced { p.version } else { 0 })
+            bind_passage(&mut b, p);
+            b.push_bind(if synced { p.version } else { 0 })
                 .push_bind(None::<i64>);
         });
         q.build().execute(&mut *conn).await?;

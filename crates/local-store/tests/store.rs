@@ -264,11 +264,22 @@ async fn substring_search_agrees_with_a_plain_scan_on_every_plan() {
     let r = Running::open(&dir.path().join("g.db")).await;
     // 6,000 passages whose numbers all contain "TGH", so that common
     // substring walks the time index, plus a few rare numbers.
-    let many: Vec<Read> = (0..6_000).map(|i| read(&format!("TGHU{:06}", i), at(i))).collect();
+    let many: Vec<Read> = (0..6_000)
+        .map(|i| read(&format!("TGHU{:06}", i), at(i)))
+        .collect();
     r.store.writer().write(many).await.unwrap();
     // A flagged number (no check digit) later corrected by a valid read.
-    r.store.writer().write(vec![read("MSCU123456", at(0))]).await.unwrap();
-    let corrected = r.store.writer().write(vec![read("MSCU1234566", at(10))]).await.unwrap();
+    r.store
+        .writer()
+        .write(vec![read("MSCU123456", at(0))])
+        .await
+        .unwrap();
+    let corrected = r
+        .store
+        .writer()
+        .write(vec![read("MSCU1234566", at(10))])
+        .await
+        .unwrap();
     assert_eq!(corrected[0].passage.container, "MSCU1234566");
 
     let count = |q: &str| {
@@ -279,7 +290,12 @@ async fn substring_search_agrees_with_a_plain_scan_on_every_plan() {
             let mut cursor = None;
             loop {
                 let page = store
-                    .search(&LogFilter { q: Some(q.clone()), limit: 1000, cursor, ..LogFilter::default() })
+                    .search(&LogFilter {
+                        q: Some(q.clone()),
+                        limit: 1000,
+                        cursor,
+                        ..LogFilter::default()
+                    })
                     .await
                     .unwrap();
                 n += page.logs.len();
@@ -293,8 +309,18 @@ async fn substring_search_agrees_with_a_plain_scan_on_every_plan() {
     };
     assert_eq!(count("TGH").await, 6_000, "common: time-index walk");
     assert_eq!(count("00599").await, 1 + 10, "rare: trigram index");
-    assert_eq!(count("U1234566").await, 1, "the trigram index follows a corrected number");
-    assert_eq!(count("5").await, (0..6_000).filter(|i| format!("{:06}", i).contains('5')).count() + 1);
+    assert_eq!(
+        count("U1234566").await,
+        1,
+        "the trigram index follows a corrected number"
+    );
+    assert_eq!(
+        count("5").await,
+        (0..6_000)
+            .filter(|i| format!("{:06}", i).contains('5'))
+            .count()
+            + 1
+    );
     assert_eq!(count("ZZZ").await, 0);
     r.stop().await;
 }
