@@ -78,6 +78,11 @@ pub(crate) enum Command {
         passages: Vec<Passage>,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    Retain {
+        cutoff: chrono::DateTime<Utc>,
+        max: u32,
+        reply: oneshot::Sender<Result<crate::RetentionReport, StoreError>>,
+    },
 }
 
 /// A cloneable handle to the writer actor.
@@ -261,6 +266,14 @@ impl WriterActor {
                         return Err(StoreError::Unavailable("connection lost".into()));
                     }
                 }
+                Command::Retain { cutoff, max, reply } => {
+                    let r = retain(conn, cutoff, max).await;
+                    let broken = r.as_ref().err().map(|e| e.1);
+                    let _ = reply.send(r.map_err(|e| e.0));
+                    if broken == Some(true) {
+                        return Err(StoreError::Unavailable("connection lost".into()));
+                    }
+                }
             }
         }
         if writes.is_empty() {
@@ -329,6 +342,7 @@ fn command_reads(cmd: &Command) -> usize {
         Command::Write { reads, .. } => reads.len(),
         Command::Import { passages, .. } => passages.len(),
         Command::Probe { .. } => 1,
+        Command::Retain { max, .. } => *max as usize,
     }
 }
 
@@ -726,4 +740,33 @@ async fn import(conn: &mut SqliteConnection, passages: Vec<Passage>) -> Result<(
         q.build().execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// One retention chunk in its own transaction.
+async fn retain(
+    conn: &mut SqliteConnection,
+    cutoff: chrono::DateTime<Utc>,
+    max: u32,
+) -> Result<crate::RetentionReport, (StoreError, bool)> {
+    begin(conn).await?;
+    let r = crate::retention::purge_chunk(conn, cutoff, max).await;
+    finish(conn, r).await
+}
+
+impl WriterHandle {
+    /// Deletes up to `max` synced, non-dead-letter passages last seen
+    /// before `cutoff`, with their sightings, in one transaction between
+    /// group commits. Call it again until it reports nothing removed.
+    pub async fn retain(
+        &self,
+        cutoff: chrono::DateTime<Utc>,
+        max: u32,
+    ) -> Result<crate::RetentionReport, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Retain { cutoff, max, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
 }

@@ -13,10 +13,13 @@
 //! - [`serve`]: `gatelog serve`, wiring every component together.
 //! - [`feed`]: a realistic simulated camera feed, for `--demo`.
 //! - [`bench`]: `gatelog bench`, the measurements in BENCHMARKS.md.
+//! - [`ops`]: the operator commands `retention`, `backup`, `restore`,
+//!   `export` and `simulate`, and their progress display.
 
 pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod feed;
+pub mod ops;
 pub mod serve;
 pub mod supervise;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use gatelog_supervisor::cli::{BenchCommand, Cli, Command};
-use gatelog_supervisor::{bench, config, serve};
+use gatelog_supervisor::{bench, config, ops, serve};
 
 fn main() -> ExitCode {
     // Values in .env reach the environment before the config is read.
@@ -53,6 +53,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "migrate --central needs sync.target support, which this build does not have yet"
             )
         }
+        Command::Retention(args) => ops::retention::run(&config, &args).await,
+        Command::Backup(args) => ops::backup::backup(&config, &args).await,
+        Command::Restore(args) => ops::backup::restore(&config, &args).await,
+        Command::Export(args) => ops::export::run(&config, &args).await,
+        Command::Simulate(args) => ops::simulate::run(&args).await,
         Command::Bench { .. } => unreachable!("handled above"),
     }
 }

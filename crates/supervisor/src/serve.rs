@@ -41,6 +41,8 @@ pub fn check_exposure(config: &Config) -> anyhow::Result<()> {
 /// A built gatelog: store open, listener bound, actors started, HTTP
 /// server ready to run. Tests build one on port 0 and read its address.
 pub struct Application {
+    /// Held while serving, so no second server or restore takes the store.
+    lock: gatelog_local_store::lock::StoreLock,
     addr: SocketAddr,
     store: Store,
     server: gatelog_api::Server,
@@ -52,6 +54,7 @@ impl Application {
     /// Opens the store, binds `server.bind` and starts every actor.
     pub async fn build(config: Config, options: ServeOptions) -> anyhow::Result<Self> {
         check_exposure(&config)?;
+        let lock = gatelog_local_store::lock::StoreLock::try_acquire(&config.store.path)?;
         let metrics = Metrics::new();
         let opened = Store::open(
             &config.store,
@@ -86,12 +89,14 @@ impl Application {
         if options.demo {
             spawn_demo(&mut actors, &store, &config, &shutdown, &metrics);
         }
+        crate::ops::retention::spawn_daily(&mut actors, &store, &config, &shutdown, &metrics);
 
         let state = AppState {
             store: store.clone(),
             metrics: metrics.clone(),
             validation: config.validation.clone(),
             body_limit: config.server.body_limit_bytes,
+            security: crate::ops::security(&config),
         };
         let server = build_server(listener, state, &config.server)
             .context("cannot start the HTTP server")?;
@@ -103,6 +108,7 @@ impl Application {
             "gatelog is serving"
         );
         Ok(Self {
+            lock,
             addr,
             store,
             server,
@@ -128,6 +134,7 @@ impl Application {
         stop: impl std::future::Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let Self {
+            lock,
             store,
             server,
             shutdown,
@@ -149,6 +156,7 @@ impl Application {
         shutdown.cancel();
         while actors.join_next().await.is_some() {}
         store.close().await;
+        drop(lock);
         tracing::info!("gatelog stopped");
         match http_result {
             Some(Ok(Err(e))) => Err(e).context("the HTTP server failed"),
