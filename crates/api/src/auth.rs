@@ -275,15 +275,15 @@ pub async fn guard(
         Ok(None) => {}
         Err(e) => return Ok(deny(req, e)),
     }
-    let http = req.request().clone();
+    // The request cannot be cloned before routing (the router needs it
+    // unshared), so a timeout leaves as an error, which actix answers with
+    // the error's own response.
+    let path = req.path().to_string();
     match tokio::time::timeout(security.request_timeout, next.call(req)).await {
         Ok(res) => res.map(ServiceResponse::map_into_left_body),
         Err(_) => {
-            tracing::info!(path = %http.path(), "request timed out");
-            Ok(
-                ServiceResponse::new(http, ApiError::Timeout.error_response())
-                    .map_into_right_body(),
-            )
+            tracing::info!(%path, "request timed out");
+            Err(ApiError::Timeout.into())
         }
     }
 }

@@ -38,6 +38,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             BenchCommand::Search(args) => bench::search(args).await,
         };
     }
+    // simulate talks to a server elsewhere; the local config plays no part.
+    if let Command::Simulate(args) = &cli.command {
+        return ops::simulate::run(args).await;
+    }
     let config = config::load(cli.config.as_deref()).map_err(anyhow::Error::msg)?;
     match cli.command {
         Command::Serve { demo } => serve::serve(config, serve::ServeOptions { demo }).await,
@@ -57,8 +61,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(args) => ops::backup::backup(&config, &args).await,
         Command::Restore(args) => ops::backup::restore(&config, &args).await,
         Command::Export(args) => ops::export::run(&config, &args).await,
-        Command::Simulate(args) => ops::simulate::run(&args).await,
-        Command::Bench { .. } => unreachable!("handled above"),
+        Command::Bench { .. } | Command::Simulate(_) => unreachable!("handled above"),
     }
 }
 

@@ -40,7 +40,7 @@ pub struct SimulateArgs {
     pub missing_check_digit_rate: f64,
     /// An ingest key. Prefer the environment variable, which stays out of
     /// the process list and shell history.
-    #[arg(long, env = "GATELOG_INGEST_KEY", hide_env_values = true)]
+    #[arg(long, env = "SIMULATE_INGEST_KEY", hide_env_values = true)]
     pub key: Option<String>,
 }
 
@@ -75,6 +75,8 @@ struct Tally {
     rate_limited: AtomicU64,
     unauthorized: AtomicU64,
     failed: AtomicU64,
+    /// Requests sent and not yet answered.
+    in_flight: AtomicU64,
 }
 
 impl Tally {
@@ -148,7 +150,16 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<()> {
             let key = key.clone();
             let tally = tally.clone();
             let stop = stop.clone();
-            async move { post(&client, &url, key.as_deref(), &body, &tally, &stop).await }
+            async move {
+                // Counted before the check, so the drain below cannot miss it.
+                tally.in_flight.fetch_add(1, Ordering::SeqCst);
+                if stop.is_cancelled() {
+                    tally.in_flight.fetch_sub(1, Ordering::SeqCst);
+                    return;
+                }
+                post(&client, &url, key.as_deref(), &body, &tally, &stop).await;
+                tally.in_flight.fetch_sub(1, Ordering::SeqCst);
+            }
         }
     };
     let feed = tokio::spawn(feed::run(config, stop.clone(), deliver));
@@ -168,12 +179,18 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     }
     stop.cancel();
     let _ = feed.await;
+    // Trucks already in view finish the read they are posting, so the
+    // summary counts every answer the server gave.
+    let drain = Instant::now();
+    while tally.in_flight.load(Ordering::SeqCst) > 0 && drain.elapsed() < Duration::from_secs(35) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let summary = format!("{} reads sent: {}", tally.sent(), tally.summary());
     progress.finish(&summary);
     println!("{summary}");
     if tally.unauthorized.load(Ordering::Relaxed) > 0 {
         anyhow::bail!(
-            "the server refused the key: pass an ingest key with --key or GATELOG_INGEST_KEY"
+            "the server refused the key: pass an ingest key with --key or SIMULATE_INGEST_KEY"
         );
     }
     if tally.sent() > 0 && tally.failed.load(Ordering::Relaxed) == tally.sent() {
