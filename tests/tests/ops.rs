@@ -579,3 +579,41 @@ async fn simulate_posts_a_realistic_feed_that_the_server_stores() {
     assert!(app.terminate().await.success());
     let _ = db;
 }
+
+#[tokio::test]
+async fn the_production_example_config_loads_and_demands_its_secrets() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/production.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let run = |env: Vec<(&'static str, &'static str)>| {
+        let mut cmd = tokio::process::Command::new(gatelog_bin());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("GATELOG_") || k.starts_with("SUPABASE_") || k == "DATABASE_URL" {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.current_dir(dir.path())
+            .arg("--config")
+            .arg(&file)
+            .arg("config")
+            .envs(env)
+            .output()
+    };
+    let out = run(vec![
+        ("SUPABASE_URL", "https://example.invalid"),
+        ("SUPABASE_KEY", "k"),
+    ])
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(shown.contains("bind = \"0.0.0.0:8080\""), "{shown}");
+    assert!(shown.contains("[limits]"), "{shown}");
+    // Without the Supabase secrets from the environment it stops, naming them.
+    let out = run(vec![]).await.unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("SUPABASE_KEY"),
+        "{}",
+        text(&out.stderr)
+    );
+}
