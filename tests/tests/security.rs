@@ -669,3 +669,105 @@ async fn made_up_secrets_appear_in_no_response_no_log_line_and_no_config_output(
     assert!(!out.status.success());
     assert_no_secret("a config error", &String::from_utf8_lossy(&out.stderr));
 }
+
+/// Sends `head` (and no more) on a raw connection, waits, and returns what
+/// the server answered before closing.
+async fn stall(base: &str, head: &str, wait: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(wait).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off_with_408() {
+    let app = TestApp::spawn_with(|c| {
+        c.server.client_request_timeout_ms = 300;
+        c.server.request_timeout_secs = 1;
+    })
+    .await;
+    // A head that never ends.
+    let answer = stall(
+        &app.base,
+        "POST /api/v1/recognitions HTTP/1.1\r\nHost: x\r\n",
+        Duration::from_millis(600),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    // A whole head, then a body that stops halfway.
+    let answer = stall(
+        &app.base,
+        "POST /api/v1/recognitions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: 200\r\n\r\n{\"container\": \"MSCU",
+        Duration::from_millis(1500),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(answer.contains("request_timeout"), "{answer:?}");
+    let (_, logs) = app.get("/api/v1/logs").await;
+    assert_eq!(logs["logs"].as_array().unwrap().len(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_browser_without_a_session_is_sent_to_a_sign_in_form_that_sets_the_cookie() {
+    let app = keyed_app().await;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = |path: &str| {
+        browser
+            .get(app.url(path))
+            .header(header::ACCEPT, "text/html,application/xhtml+xml")
+    };
+    let r = page("/").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()[header::LOCATION], "/login");
+    // The API and the WebSocket answer 401, never a redirect.
+    assert_eq!(
+        status_of(page("/api/v1/logs")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let form = page("/login").send().await.unwrap();
+    assert_eq!(form.status(), StatusCode::OK);
+    let html = form.text().await.unwrap();
+    assert!(html.contains("action=\"/api/v1/session\"") && html.contains("type=\"password\""));
+
+    let sign_in = |key: &str| {
+        browser
+            .post(app.url("/api/v1/session"))
+            .form(&[("key", key)])
+            .send()
+    };
+    let r = sign_in(INGEST).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers().get(header::SET_COOKIE).is_none());
+    assert!(r.text().await.unwrap().contains("not a read key"));
+
+    let r = sign_in(READ).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()[header::LOCATION], "/");
+    let cookie = r.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = page("/")
+        .header(header::COOKIE, cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status() != StatusCode::SEE_OTHER && r.status() != StatusCode::UNAUTHORIZED,
+        "{}",
+        r.status()
+    );
+    app.stop().await;
+}

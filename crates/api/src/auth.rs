@@ -7,7 +7,8 @@
 //! below is a read: deny by default.
 //! - **open**: `/healthz`, `/readyz` and `/metrics`, which probes and
 //!   Prometheus call without a key and which carry no container data and
-//!   no secret; and `/api/v1/session`, which checks the key itself.
+//!   no secret; `/api/v1/session`, which checks the key itself; and
+//!   `/login`, the sign-in form.
 //! - **ingest**: `/api/v1/recognitions`. Needs an ingest key.
 //! - **read**: every other path: the rest of `/api/…`, `/ws/…`, `/` and
 //!   the dashboard's assets. Needs a read key.
@@ -24,7 +25,9 @@
 //!   in `server.cors_origins` is refused, which stops cross-site WebSocket
 //!   hijacking. The token is an HMAC-SHA256 under a random secret made at
 //!   start-up and never stored, so a restart ends every session. A cookie
-//!   never authorizes ingest.
+//!   never authorizes ingest. A browser that navigates to a page without
+//!   a session is redirected to `/login`, a plain form that posts the key
+//!   to `/api/v1/session` and needs no script.
 //!
 //! With no key configured at all, every class is open; `serve` then binds
 //! only loopback addresses. With some keys configured, a class whose list
@@ -79,7 +82,7 @@ pub enum Access {
 /// Classifies a path (as the router will match it).
 pub fn classify(path: &str) -> Access {
     match path {
-        "/healthz" | "/readyz" | "/metrics" | "/api/v1/session" => Access::Open,
+        "/healthz" | "/readyz" | "/metrics" | "/api/v1/session" | "/login" => Access::Open,
         "/api/v1/recognitions" => Access::Ingest,
         p if p.starts_with("/api/v1/recognitions/") => Access::Ingest,
         _ => Access::Read,
@@ -273,6 +276,16 @@ pub async fn guard(
             }
         }
         Ok(None) => {}
+        Err(_) if access == Access::Read && is_page_navigation(req.request()) => {
+            // A person opening the dashboard: send them to sign in.
+            return Ok(req
+                .into_response(
+                    actix_web::HttpResponse::SeeOther()
+                        .insert_header((header::LOCATION, "/login"))
+                        .finish(),
+                )
+                .map_into_right_body());
+        }
         Err(e) => return Ok(deny(req, e)),
     }
     // The request cannot be cloned before routing (the router needs it
@@ -286,6 +299,20 @@ pub async fn guard(
             Err(ApiError::Timeout.into())
         }
     }
+}
+
+/// A browser loading a page (not the API, not a WebSocket): a GET that
+/// accepts HTML, outside `/api/` and `/ws/`.
+fn is_page_navigation(req: &HttpRequest) -> bool {
+    let path = req.path();
+    req.method() == actix_web::http::Method::GET
+        && !path.starts_with("/api/")
+        && !path.starts_with("/ws/")
+        && req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"))
 }
 
 fn deny<B>(req: ServiceRequest, e: ApiError) -> ServiceResponse<EitherBody<B>> {
@@ -435,6 +462,7 @@ mod tests {
             ("/healthz", Access::Open),
             ("/metrics", Access::Open),
             ("/api/v1/session", Access::Open),
+            ("/login", Access::Open),
             ("/api/v1/recognitions", Access::Ingest),
             ("/api/v1/logs", Access::Read),
             ("/api/v1/logs/export", Access::Read),

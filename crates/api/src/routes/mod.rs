@@ -18,6 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(session::create))
                 .route(web::delete().to(session::delete)),
         )
+        .service(web::resource("/login").route(web::get().to(session::login)))
         .service(web::resource("/api/v1/logs/{id}").route(web::get().to(logs::get)))
         .service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
