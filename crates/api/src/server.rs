@@ -1,6 +1,7 @@
 //! The app factory and the HTTP server.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, Service};
@@ -23,6 +24,8 @@ pub struct AppState {
     pub body_limit: usize,
     /// The sync actor's handle: its status, and retries on request.
     pub sync: gatelog_sync::SyncHandle,
+    /// Keys, sessions and rate limits; see [`crate::auth`].
+    pub security: Arc<crate::auth::Security>,
 }
 
 /// Builds the server on a listener that is already bound, so tests can bind
@@ -34,6 +37,7 @@ pub fn build_server(
     config: &ServerConfig,
 ) -> std::io::Result<Server> {
     let data = web::Data::new(state);
+    let cors_origins = config.cors_origins.clone();
     let mut server = HttpServer::new(move || {
         let metrics = data.metrics.clone();
         App::new()
@@ -41,6 +45,11 @@ pub fn build_server(
             .app_data(web::QueryConfig::default().error_handler(|_, _| {
                 crate::ApiError::bad_param("query", "the query string is not valid").into()
             }))
+            // Auth runs inside CORS, so preflight requests (which carry no
+            // key) are answered by CORS, and inside metrics, so 401s and
+            // 429s are counted.
+            .wrap(actix_web::middleware::from_fn(crate::auth::guard))
+            .wrap(crate::cors::middleware(&cors_origins))
             .wrap_fn(move |req, srv| {
                 let started = Instant::now();
                 let method = req.method().clone();
@@ -74,6 +83,11 @@ pub fn build_server(
     })
     .disable_signals()
     .client_request_timeout(Duration::from_millis(config.client_request_timeout_ms))
+    .client_disconnect_timeout(Duration::from_millis(config.client_disconnect_timeout_ms))
+    .keep_alive(match config.keep_alive_secs {
+        0 => actix_web::http::KeepAlive::Disabled,
+        s => actix_web::http::KeepAlive::Timeout(Duration::from_secs(s)),
+    })
     .shutdown_timeout(config.shutdown_timeout_secs)
     .listen(listener)?;
     if config.workers > 0 {

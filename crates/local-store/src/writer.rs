@@ -84,6 +84,11 @@ pub(crate) enum Command {
         op: crate::sync_state::SyncOp,
         reply: oneshot::Sender<Result<u64, StoreError>>,
     },
+    Retain {
+        cutoff: chrono::DateTime<Utc>,
+        max: u32,
+        reply: oneshot::Sender<Result<crate::RetentionReport, StoreError>>,
+    },
 }
 
 /// A cloneable handle to the writer actor.
@@ -288,6 +293,14 @@ impl WriterActor {
                         return Err(StoreError::Unavailable("connection lost".into()));
                     }
                 }
+                Command::Retain { cutoff, max, reply } => {
+                    let r = retain(conn, cutoff, max).await;
+                    let broken = r.as_ref().err().map(|e| e.1);
+                    let _ = reply.send(r.map_err(|e| e.0));
+                    if broken == Some(true) {
+                        return Err(StoreError::Unavailable("connection lost".into()));
+                    }
+                }
             }
         }
         if writes.is_empty() {
@@ -356,6 +369,7 @@ fn command_reads(cmd: &Command) -> usize {
         Command::Write { reads, .. } => reads.len(),
         Command::Import { passages, .. } => passages.len(),
         Command::Probe { .. } | Command::Sync { .. } => 1,
+        Command::Retain { max, .. } => *max as usize,
     }
 }
 
@@ -753,6 +767,35 @@ impl WriterHandle {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Sync { op, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// One retention chunk in its own transaction.
+async fn retain(
+    conn: &mut SqliteConnection,
+    cutoff: chrono::DateTime<Utc>,
+    max: u32,
+) -> Result<crate::RetentionReport, (StoreError, bool)> {
+    begin(conn).await?;
+    let r = crate::retention::purge_chunk(conn, cutoff, max).await;
+    finish(conn, r).await
+}
+
+impl WriterHandle {
+    /// Deletes up to `max` synced, non-dead-letter passages last seen
+    /// before `cutoff`, with their sightings, in one transaction between
+    /// group commits. Call it again until it reports nothing removed.
+    pub async fn retain(
+        &self,
+        cutoff: chrono::DateTime<Utc>,
+        max: u32,
+    ) -> Result<crate::RetentionReport, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Retain { cutoff, max, reply })
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?

@@ -39,6 +39,16 @@ pub enum Command {
         #[command(subcommand)]
         which: SyncCommand,
     },
+    /// Delete synced passages (and their sightings) older than N days.
+    Retention(crate::ops::retention::RetentionArgs),
+    /// Write a consistent copy of the store while gatelog serves.
+    Backup(crate::ops::backup::BackupArgs),
+    /// Replace the store with a checked backup (gatelog must be stopped).
+    Restore(crate::ops::backup::RestoreArgs),
+    /// Write passages as CSV or JSON Lines, with the API's filters.
+    Export(Box<crate::ops::export::ExportArgs>),
+    /// Post a realistic simulated camera feed to a running server.
+    Simulate(crate::ops::simulate::SimulateArgs),
     /// Measure gatelog on this machine; see BENCHMARKS.md.
     Bench {
         #[command(subcommand)]

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
-use gatelog_api::ServerConfig;
+use gatelog_api::{LimitsConfig, ServerConfig};
 use gatelog_core::{DedupConfig, ValidationConfig};
 use gatelog_local_store::StoreConfig;
 use gatelog_sync::{PostgresConfig, SupabaseConfig, SyncConfig, Target, TargetKind};
@@ -39,6 +39,7 @@ pub struct Config {
     pub postgres: PostgresSection,
     pub auth: AuthConfig,
     pub retention: RetentionConfig,
+    pub limits: LimitsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -87,7 +88,7 @@ pub struct PostgresSection {
 }
 
 /// Bearer keys. With none configured, gatelog serves only on loopback.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// Keys that may post recognitions. In the environment, comma-separated.
@@ -96,6 +97,19 @@ pub struct AuthConfig {
     /// Keys that may read the API, the WebSocket and the dashboard.
     #[serde(serialize_with = "redact_list", deserialize_with = "key_list")]
     pub read_keys: Vec<SecretString>,
+    /// How long a dashboard session (the cookie from `POST
+    /// /api/v1/session`) lasts, in seconds.
+    pub session_ttl_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            ingest_keys: Vec::new(),
+            read_keys: Vec::new(),
+            session_ttl_secs: 12 * 3600,
+        }
+    }
 }
 
 impl AuthConfig {
@@ -206,6 +220,13 @@ impl Config {
         }
         if self.store.path.as_os_str().is_empty() {
             return Err("bad configuration: store.path must not be empty".into());
+        }
+        self.server.check()?;
+        self.limits.check()?;
+        if self.auth.session_ttl_secs == 0 || self.auth.session_ttl_secs > 7 * 86_400 {
+            return Err(
+                "bad configuration: auth.session_ttl_secs must be from 1 to 604800 (7 days)".into(),
+            );
         }
         if self.retention.local_days == 0 {
             return Err("bad configuration: retention.local_days must be at least 1".into());

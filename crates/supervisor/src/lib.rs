@@ -14,11 +14,14 @@
 //! - [`sync_cmd`]: `gatelog sync status|retry` and `migrate --central`.
 //! - [`feed`]: a realistic simulated camera feed, for `--demo`.
 //! - [`bench`]: `gatelog bench`, the measurements in BENCHMARKS.md.
+//! - [`ops`]: the operator commands `retention`, `backup`, `restore`,
+//!   `export` and `simulate`, and their progress display.
 
 pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod feed;
+pub mod ops;
 pub mod serve;
 pub mod supervise;
 pub mod sync_cmd;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use gatelog_supervisor::cli::{BenchCommand, Cli, Command, SyncCommand};
-use gatelog_supervisor::{bench, config, serve, sync_cmd};
+use gatelog_supervisor::{bench, config, ops, serve, sync_cmd};
 
 fn main() -> ExitCode {
     // Values in .env reach the environment before the config is read.
@@ -38,6 +38,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             BenchCommand::Search(args) => bench::search(args).await,
         };
     }
+    // simulate talks to a server elsewhere; the local config plays no part.
+    if let Command::Simulate(args) = &cli.command {
+        return ops::simulate::run(args).await;
+    }
     let config = config::load(cli.config.as_deref()).map_err(anyhow::Error::msg)?;
     match cli.command {
         Command::Serve { demo } => serve::serve(config, serve::ServeOptions { demo }).await,
@@ -53,7 +57,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             SyncCommand::Status { list } => sync_cmd::status(&config, list).await,
             SyncCommand::Retry { ids } => sync_cmd::retry(&config, ids).await,
         },
-        Command::Bench { .. } => unreachable!("handled above"),
+        Command::Retention(args) => ops::retention::run(&config, &args).await,
+        Command::Backup(args) => ops::backup::backup(&config, &args).await,
+        Command::Restore(args) => ops::backup::restore(&config, &args).await,
+        Command::Export(args) => ops::export::run(&config, &args).await,
+        Command::Bench { .. } | Command::Simulate(_) => unreachable!("handled above"),
     }
 }
 

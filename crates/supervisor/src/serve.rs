@@ -42,6 +42,8 @@ pub fn check_exposure(config: &Config) -> anyhow::Result<()> {
 /// A built gatelog: store open, listener bound, actors started, HTTP
 /// server ready to run. Tests build one on port 0 and read its address.
 pub struct Application {
+    /// Held while serving, so no second server or restore takes the store.
+    lock: gatelog_local_store::lock::StoreLock,
     addr: SocketAddr,
     store: Store,
     server: gatelog_api::Server,
@@ -53,6 +55,7 @@ impl Application {
     /// Opens the store, binds `server.bind` and starts every actor.
     pub async fn build(config: Config, options: ServeOptions) -> anyhow::Result<Self> {
         check_exposure(&config)?;
+        let lock = gatelog_local_store::lock::StoreLock::try_acquire(&config.store.path)?;
         let metrics = Metrics::new();
         let opened = Store::open(
             &config.store,
@@ -102,6 +105,7 @@ impl Application {
         if options.demo {
             spawn_demo(&mut actors, &store, &config, &shutdown, &metrics);
         }
+        crate::ops::retention::spawn_daily(&mut actors, &store, &config, &shutdown, &metrics);
 
         let state = AppState {
             store: store.clone(),
@@ -109,6 +113,7 @@ impl Application {
             validation: config.validation.clone(),
             body_limit: config.server.body_limit_bytes,
             sync: sync_handle,
+            security: crate::ops::security(&config),
         };
         let server = build_server(listener, state, &config.server)
             .context("cannot start the HTTP server")?;
@@ -120,6 +125,7 @@ impl Application {
             "gatelog is serving"
         );
         Ok(Self {
+            lock,
             addr,
             store,
             server,
@@ -145,6 +151,7 @@ impl Application {
         stop: impl std::future::Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let Self {
+            lock,
             store,
             server,
             shutdown,
@@ -166,6 +173,7 @@ impl Application {
         shutdown.cancel();
         while actors.join_next().await.is_some() {}
         store.close().await;
+        drop(lock);
         tracing::info!("gatelog stopped");
         match http_result {
             Some(Ok(Err(e))) => Err(e).context("the HTTP server failed"),
