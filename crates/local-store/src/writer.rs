@@ -38,6 +38,19 @@ const ROWS_PER_STATEMENT: usize = 500;
 /// SQLite's limit of 500 terms in one compound SELECT.
 const KEYS_PER_QUERY: usize = 200;
 
+/// Runs `body` (a future using `conn`) between [`begin`] and [`finish`].
+macro_rules! in_transaction {
+    ($conn:expr, $body:expr) => {
+        match begin($conn).await {
+            Ok(()) => {
+                let r = $body.await;
+                finish($conn, r).await
+            }
+            Err(e) => Err(e),
+        }
+    };
+}
+
 /// Whether a read opened its passage or joined one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutcomeKind {
@@ -266,40 +279,17 @@ impl WriterActor {
                     let _ = reply.send(r);
                 }
                 Command::Import { passages, reply } => {
-                    let r = match begin(conn).await {
-                        Ok(()) => {
-                            let r = import(conn, passages).await;
-                            finish(conn, r).await
-                        }
-                        Err(e) => Err(e),
-                    };
-                    let broken = r.as_ref().err().map(|e| e.1);
-                    let _ = reply.send(r.map_err(|e| e.0));
-                    if broken == Some(true) {
-                        return Err(StoreError::Unavailable("connection lost".into()));
-                    }
+                    answer(reply, in_transaction!(conn, import(conn, passages)))?;
                 }
                 Command::Sync { op, reply } => {
-                    let r = match begin(conn).await {
-                        Ok(()) => {
-                            let r = crate::sync_state::apply(conn, op).await;
-                            finish(conn, r).await
-                        }
-                        Err(e) => Err(e),
-                    };
-                    let broken = r.as_ref().err().map(|e| e.1);
-                    let _ = reply.send(r.map_err(|e| e.0));
-                    if broken == Some(true) {
-                        return Err(StoreError::Unavailable("connection lost".into()));
-                    }
+                    answer(
+                        reply,
+                        in_transaction!(conn, crate::sync_state::apply(conn, op)),
+                    )?;
                 }
                 Command::Retain { cutoff, max, reply } => {
-                    let r = retain(conn, cutoff, max).await;
-                    let broken = r.as_ref().err().map(|e| e.1);
-                    let _ = reply.send(r.map_err(|e| e.0));
-                    if broken == Some(true) {
-                        return Err(StoreError::Unavailable("connection lost".into()));
-                    }
+                    let r = in_transaction!(conn, crate::retention::purge_chunk(conn, cutoff, max));
+                    answer(reply, r)?;
                 }
             }
         }
@@ -313,13 +303,7 @@ impl WriterActor {
             .flat_map(|(reads, at, _)| reads.iter().map(move |r| (r, *at)))
             .collect();
         let n_reads = reads.len();
-        let plan = match begin(conn).await {
-            Ok(()) => {
-                let r = write_reads(conn, &self.dedup, &self.site_id, reads).await;
-                finish(conn, r).await
-            }
-            Err(e) => Err(e),
-        };
+        let plan = in_transaction!(conn, write_reads(conn, &self.dedup, &self.site_id, reads));
         match plan {
             Ok(outcomes) => {
                 self.metrics
@@ -373,6 +357,21 @@ fn command_reads(cmd: &Command) -> usize {
     }
 }
 
+/// Answers a command with its transaction's result. Returns an error when
+/// the connection is unusable afterwards, so that the supervisor reopens it.
+fn answer<T>(
+    reply: oneshot::Sender<Result<T, StoreError>>,
+    result: Result<T, (StoreError, bool)>,
+) -> Result<(), StoreError> {
+    let broken = matches!(result, Err((_, true)));
+    let _ = reply.send(result.map_err(|e| e.0));
+    if broken {
+        Err(StoreError::Unavailable("connection lost".into()))
+    } else {
+        Ok(())
+    }
+}
+
 /// Starts a write transaction. IMMEDIATE takes the write lock up front,
 /// so a lock held by another process fails here, before any work, once
 /// busy_timeout has passed.
@@ -405,8 +404,7 @@ async fn finish<T>(
 }
 
 async fn probe(conn: &mut SqliteConnection) -> Result<(), StoreError> {
-    begin(conn).await.map_err(|e| e.0)?;
-    finish(conn, Ok(())).await.map_err(|e| e.0)
+    in_transaction!(conn, async { Ok(()) }).map_err(|e| e.0)
 }
 
 /// The dedup key within this site.
@@ -771,17 +769,6 @@ impl WriterHandle {
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
-}
-
-/// One retention chunk in its own transaction.
-async fn retain(
-    conn: &mut SqliteConnection,
-    cutoff: chrono::DateTime<Utc>,
-    max: u32,
-) -> Result<crate::RetentionReport, (StoreError, bool)> {
-    begin(conn).await?;
-    let r = crate::retention::purge_chunk(conn, cutoff, max).await;
-    finish(conn, r).await
 }
 
 impl WriterHandle {
