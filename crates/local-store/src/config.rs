@@ -16,6 +16,8 @@ pub struct StoreConfig {
     pub read_connections: u32,
     /// The most reads one group commit carries.
     pub max_batch_reads: usize,
+    /// How often the checkpointer moves the WAL into the database file.
+    pub checkpoint_interval_ms: u64,
 }
 
 impl Default for StoreConfig {
@@ -25,6 +27,7 @@ impl Default for StoreConfig {
             busy_timeout_ms: 5_000,
             read_connections: 4,
             max_batch_reads: 4_096,
+            checkpoint_interval_ms: 1_000,
         }
     }
 }

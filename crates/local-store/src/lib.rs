@@ -7,6 +7,8 @@
 //!
 //! # Layout
 //! - [`config`]: where the file lives and how long a writer may wait.
+//! - [`checkpoint`]: the checkpointer, which moves the WAL into the
+//!   database file on a timer, off the write path.
 //! - [`writer`]: the one writer actor. It group-commits concurrent requests
 //!   (one transaction, one fsync) and makes every dedup decision, so that
 //!   decisions are exact under any concurrency and survive restarts.
@@ -23,6 +25,7 @@
 //! `migrations/local` folder and are embedded at build time.
 
 pub mod backup;
+pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod export;
@@ -42,6 +45,7 @@ use sqlx::sqlite::{
 use sqlx::ConnectOptions;
 use tokio::sync::{broadcast, mpsc, Mutex};
 
+pub use checkpoint::Checkpointer;
 pub use config::StoreConfig;
 pub use error::StoreError;
 pub use query::{Cursor, LogFilter, Order, Page, SyncFilter};
@@ -74,6 +78,8 @@ pub struct Store {
 pub struct Opened {
     pub store: Store,
     pub writer: WriterActor,
+    /// Optional: without it, the writer's safety-net threshold checkpoints.
+    pub checkpointer: Checkpointer,
 }
 
 impl Store {
@@ -120,6 +126,7 @@ impl Store {
                 writer: WriterHandle::new(tx, events),
             },
             writer,
+            checkpointer: Checkpointer::new(config.clone()),
         })
     }
 

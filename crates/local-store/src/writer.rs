@@ -187,6 +187,12 @@ pub(crate) async fn connect(config: &StoreConfig) -> Result<SqliteConnection, St
         .connect()
         .await
         .map_err(StoreError::from_sqlx)?;
+    // Checkpoints belong to the checkpointer; this high threshold is only
+    // a safety net for processes that run none.
+    sqlx::query("PRAGMA wal_autocheckpoint=10000")
+        .execute(&mut conn)
+        .await
+        .map_err(StoreError::from_sqlx)?;
     // Refresh planner statistics where they are stale, as SQLite advises
     // for long-lived connections; cheap when nothing changed.
     sqlx::query("PRAGMA optimize=0x10002")

@@ -388,16 +388,21 @@ pub async fn ingest(args: &IngestArgs) -> anyhow::Result<()> {
     let mut acks_at_max = 0.0;
     for &c in &args.clients {
         let commits_before = server.metric("gatelog_store_commit_seconds_count").await?;
+        let commit_secs_before = server.metric("gatelog_store_commit_seconds_sum").await?;
         let r = load(&server.base, c, phase, counter.clone()).await?;
         let commits = server.metric("gatelog_store_commit_seconds_count").await? - commits_before;
+        let commit_secs =
+            server.metric("gatelog_store_commit_seconds_sum").await? - commit_secs_before;
         let rate = r.acks as f64 / r.elapsed.as_secs_f64();
         acks_at_max = rate;
         println!(
-            "| (b) {c} clients: durable acks/s | {rate:.0} acks/s (p50 {}, p99 {}, {} errors, {:.3} commits per ack) |",
+            "| (b) {c} clients: durable acks/s | {rate:.0} acks/s (p50 {}, p99 {}, {} errors, {:.3} commits per ack, mean commit {}, writer busy {:.0}%) |",
             ms(percentile(&r.latencies, 0.5)),
             ms(percentile(&r.latencies, 0.99)),
             r.errors,
-            commits / r.acks.max(1) as f64
+            commits / r.acks.max(1) as f64,
+            ms(Duration::from_secs_f64(commit_secs / commits.max(1.0))),
+            100.0 * commit_secs / r.elapsed.as_secs_f64()
         );
     }
     let max_clients = args.clients.iter().copied().max().unwrap_or(64);

@@ -77,6 +77,20 @@ impl Application {
         let shutdown = CancellationToken::new();
         let mut actors = JoinSet::new();
 
+        let checkpointer = Arc::new(opened.checkpointer);
+        actors.spawn(supervise(
+            "checkpointer",
+            shutdown.clone(),
+            metrics.clone(),
+            {
+                let token = shutdown.clone();
+                move || {
+                    let checkpointer = checkpointer.clone();
+                    let token = token.clone();
+                    async move { checkpointer.run(token).await }
+                }
+            },
+        ));
         let writer = Arc::new(opened.writer);
         actors.spawn(supervise("writer", shutdown.clone(), metrics.clone(), {
             let token = shutdown.clone();

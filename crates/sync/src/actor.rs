@@ -181,13 +181,18 @@ impl SyncActor {
                 Vec::new()
             };
             if batch.is_empty() {
-                self.refresh().await?;
-                counted_at = Some(Instant::now());
+                // Recount at most every status interval: the count scans
+                // the backlog, and with sync off the backlog is everything.
+                if counted_at.is_none_or(|t| t.elapsed() >= status_every) {
+                    self.refresh().await?;
+                    counted_at = Some(Instant::now());
+                }
                 tokio::select! {
                     _ = shutdown.cancelled() => {}
                     _ = self.wake.notified() => {}
                     _ = tokio::time::sleep(idle) => {}
-                    _ = events.recv() => {}
+                    // New commits are work only for a target that sends.
+                    _ = events.recv(), if sink.is_active() => {}
                 }
                 continue;
             }
