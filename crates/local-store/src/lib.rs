@@ -12,6 +12,8 @@
 //!   decisions are exact under any concurrency and survive restarts.
 //! - [`query`]: reads for the API: filtered keyset pages, one passage with
 //!   its sightings, the most recent passages.
+//! - [`stats`]: counts of passages, reads, repeats and flagged reads per
+//!   hour or day.
 //! - [`rows`]: the mapping between SQLite rows and [`gatelog_core`] types.
 //! - [`error`]: [`StoreError`], which tells callers whether the store is
 //!   unavailable (answer 503) or the request was wrong.
@@ -23,6 +25,7 @@ pub mod config;
 pub mod error;
 pub mod query;
 mod rows;
+pub mod stats;
 pub mod writer;
 
 use std::sync::Arc;
@@ -37,6 +40,7 @@ use tokio::sync::{broadcast, mpsc, Mutex};
 pub use config::StoreConfig;
 pub use error::StoreError;
 pub use query::{Cursor, LogFilter, Order, Page, SyncFilter};
+pub use stats::{Bucket, BucketCounts, Stats};
 pub use writer::{Outcome, OutcomeKind, WriterActor, WriterHandle};
 
 use gatelog_core::{DedupConfig, Passage, Sighting};
