@@ -11,9 +11,12 @@
 //! - [`wire`]: JSON bodies to [`gatelog_core::RawRead`], naming the field
 //!   of any type error.
 //! - [`routes`]: one module per resource.
+//! - [`broadcast`]: the broadcaster actor that fans committed writes out
+//!   to WebSocket clients without ever waiting for one.
 //! - [`server`]: the app factory and the server, which takes a bound
 //!   listener so tests can use port 0.
 
+pub mod broadcast;
 pub mod config;
 pub mod error;
 pub mod routes;
@@ -22,6 +25,7 @@ pub mod wire;
 
 /// The running HTTP server, re-exported so callers need not know actix-web.
 pub use actix_web::dev::Server;
+pub use broadcast::{broadcaster, BroadcastActor, BroadcastHandle};
 pub use config::ServerConfig;
 pub use error::ApiError;
 pub use server::{build_server, AppState};
