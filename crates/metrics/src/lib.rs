@@ -181,6 +181,11 @@ impl Metrics {
         for r in ["client", "stalled", "heartbeat", "shutdown"] {
             m.ws_disconnects_total.with_label_values(&[r]);
         }
+        // The components the supervisor runs, so restart panels show zero
+        // rather than no data.
+        for c in ["writer", "broadcaster", "sync", "demo"] {
+            m.component_restarts_total.with_label_values(&[c]);
+        }
         m
     }
 
