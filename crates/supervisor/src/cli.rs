@@ -47,4 +47,6 @@ pub enum BenchCommand {
     Ingest(crate::bench::IngestArgs),
     /// Search latency over a generated store.
     Search(crate::bench::SearchArgs),
+    /// WebSocket push latency and memory per idle client.
+    Ws(crate::bench_ws::WsArgs),
 }

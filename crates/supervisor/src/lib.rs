@@ -13,8 +13,10 @@
 //! - [`serve`]: `gatelog serve`, wiring every component together.
 //! - [`feed`]: a realistic simulated camera feed, for `--demo`.
 //! - [`bench`]: `gatelog bench`, the measurements in BENCHMARKS.md.
+//! - [`bench_ws`]: `gatelog bench ws`, live feed latency and memory.
 
 pub mod bench;
+pub mod bench_ws;
 pub mod cli;
 pub mod config;
 pub mod feed;

@@ -36,6 +36,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return match which {
             BenchCommand::Ingest(args) => bench::ingest(args).await,
             BenchCommand::Search(args) => bench::search(args).await,
+            BenchCommand::Ws(args) => gatelog_supervisor::bench_ws::ws(args).await,
         };
     }
     let config = config::load(cli.config.as_deref()).map_err(anyhow::Error::msg)?;
