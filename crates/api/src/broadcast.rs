@@ -122,10 +122,11 @@ pub fn outcome_frame(o: &Outcome) -> Frame {
 
 /// What a connection gets when it joins.
 pub struct Subscription {
-    /// Live frames, in commit order.
-    pub frames: mpsc::Receiver<Frame>,
+    /// Live frames, in commit order. Shared: one allocation per event,
+    /// and a queue slot costs a pointer, which keeps idle clients small.
+    pub frames: mpsc::Receiver<Arc<Frame>>,
     /// The latest sync status, to send right after the initial data.
-    pub sync_status: Option<Frame>,
+    pub sync_status: Option<Arc<Frame>>,
     /// Frames this client missed because its queue was full.
     skipped: Arc<AtomicU64>,
 }
@@ -213,11 +214,11 @@ struct State {
     /// Where sync status comes from, when sync runs.
     sync_status: Option<watch::Receiver<Value>>,
     /// The last sync status frame, for clients that join later.
-    last_status: Option<Frame>,
+    last_status: Option<Arc<Frame>>,
 }
 
 struct Client {
-    tx: mpsc::Sender<Frame>,
+    tx: mpsc::Sender<Arc<Frame>>,
     skipped: Arc<AtomicU64>,
 }
 
@@ -242,7 +243,7 @@ pub fn broadcaster(
     let has_sync_status = sync_status.is_some();
     let last_status = sync_status
         .as_ref()
-        .map(|s| Frame::sync_status(&s.borrow()));
+        .map(|s| Arc::new(Frame::sync_status(&s.borrow())));
     let actor = BroadcastActor {
         writer: store.writer().clone(),
         metrics,
@@ -323,7 +324,7 @@ impl BroadcastActor {
                 status = next_status(&mut state.sync_status) => {
                     match status {
                         Some(value) => {
-                            let frame = Frame::sync_status(&value);
+                            let frame = Arc::new(Frame::sync_status(&value));
                             state.last_status = Some(frame.clone());
                             self.fan_out(&mut state.clients, frame);
                         }
@@ -340,7 +341,8 @@ impl BroadcastActor {
 
     /// Offers `frame` to every client without waiting, and forgets the
     /// clients that went away.
-    fn fan_out(&self, clients: &mut Vec<Client>, frame: Frame) {
+    fn fan_out(&self, clients: &mut Vec<Client>, frame: impl Into<Arc<Frame>>) {
+        let frame = frame.into();
         clients.retain(|c| match c.tx.try_send(frame.clone()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {

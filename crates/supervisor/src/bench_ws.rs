@@ -44,6 +44,10 @@ pub struct WsArgs {
     /// Idle clients for the memory measurement.
     #[arg(long, default_value_t = 1000)]
     pub idle: usize,
+    /// Passages in each idle client's `initial_data` (the `limit` it asks
+    /// for), to see how memory follows what a client was sent.
+    #[arg(long, default_value_t = 10)]
+    pub initial: u32,
 }
 
 /// Raises the open-file limit to its hard maximum, for this process and
@@ -153,7 +157,7 @@ fn container(n: u64) -> String {
 /// Where a `new_log` frame's container number sits, found without parsing
 /// the whole frame, to keep the clients' own CPU use low.
 fn container_in(frame: &str) -> Option<&str> {
-    if !frame.starts_with(r#"{"type":"new_log""#) {
+    if !frame.contains(r#""type":"new_log""#) {
         return None;
     }
     let start = frame.find(r#""container":""#)? + r#""container":""#.len();
@@ -165,12 +169,13 @@ fn container_in(frame: &str) -> Option<&str> {
 async fn connect_clients(
     addr: &str,
     n: usize,
+    limit: u32,
     tx: Option<mpsc::UnboundedSender<(String, Instant)>>,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut tasks = Vec::with_capacity(n);
     let (ready_tx, mut ready_rx) = mpsc::channel::<()>(n.max(1));
     for i in 0..n {
-        let url = format!("ws://{addr}/ws/logs");
+        let url = format!("ws://{addr}/ws/logs?limit={limit}");
         let (ws, _) = tokio_tungstenite::connect_async(&url)
             .await
             .with_context(|| format!("client {i} cannot connect"))?;
@@ -218,9 +223,9 @@ pub async fn ws(args: &WsArgs) -> anyhow::Result<()> {
     let needed = args
         .clients
         .iter()
-        .chain([&args.idle])
-        .max()
         .copied()
+        .chain([2 * args.idle])
+        .max()
         .unwrap_or(0);
     if (nofile as usize) < needed * 2 + 256 {
         bail!(
@@ -253,42 +258,61 @@ pub async fn ws(args: &WsArgs) -> anyhow::Result<()> {
         next += 1;
     }
 
-    // Memory per idle client.
+    // Memory per idle client. A warm-up round first, so one-time growth
+    // (the read connections' page cache, per-thread allocator arenas) is
+    // not counted as per-client memory.
+    let warm = connect_clients(&server.addr, args.idle.min(200), args.initial, None).await?;
+    for t in warm {
+        t.abort();
+    }
+    wait_for_clients(&server, 0.0).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = server.rss_kib();
-    let idle = connect_clients(&server.addr, args.idle, None).await?;
+    let idle = connect_clients(&server.addr, args.idle, args.initial, None).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = server.rss_kib();
+    let first = server.rss_kib();
     let connected = server.ws_clients().await?;
-    let per_1000 = (after - before) / 1024.0 * 1000.0 / args.idle.max(1) as f64;
+    // A second batch shows the marginal cost once the first has settled.
+    let more = connect_clients(&server.addr, args.idle, args.initial, None).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let second = server.rss_kib();
+    let per_1000 = |delta: f64| delta / 1024.0 * 1000.0 / args.idle.max(1) as f64;
     println!("| measure | value |\n|---|---|");
     println!(
-        "| server RSS before idle clients | {:.1} MiB |",
+        "| server RSS before idle clients (after warm-up) | {:.1} MiB |",
         before / 1024.0
     );
     println!(
         "| server RSS with {} idle clients (gatelog_ws_clients = {connected}) | {:.1} MiB |",
         args.idle,
-        after / 1024.0
+        first / 1024.0
     );
-    println!("| memory per 1,000 idle clients | {per_1000:.2} MiB |");
-    for t in idle {
+    println!(
+        "| server RSS with {} idle clients | {:.1} MiB |",
+        2 * args.idle,
+        second / 1024.0
+    );
+    println!(
+        "| memory per 1,000 idle clients: the first {} | {:.2} MiB |",
+        args.idle,
+        per_1000(first - before)
+    );
+    println!(
+        "| memory per 1,000 idle clients: the next {} | {:.2} MiB |",
+        args.idle,
+        per_1000(second - first)
+    );
+    for t in idle.into_iter().chain(more) {
         t.abort();
     }
-    // Let the server notice the closed sockets.
-    for _ in 0..100 {
-        if server.ws_clients().await? == 0.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_clients(&server, 0.0).await?;
 
     println!(
         "\n| clients | p50 from ack | p99 from ack | max from ack | p99 from send | frames received |\n|---|---|---|---|---|---|"
     );
     for &n in &args.clients {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let clients = connect_clients(&server.addr, n, Some(tx)).await?;
+        let clients = connect_clients(&server.addr, n, 10, Some(tx)).await?;
         let mut sent = std::collections::HashMap::new();
         for _ in 0..args.posts {
             let t0 = Instant::now();
@@ -330,6 +354,21 @@ pub async fn ws(args: &WsArgs) -> anyhow::Result<()> {
     }
     server.stop().await;
     Ok(())
+}
+
+/// Waits until the server counts `n` clients (closed sockets take a
+/// moment to notice).
+async fn wait_for_clients(server: &Server, n: f64) -> anyhow::Result<()> {
+    for _ in 0..100 {
+        if server.ws_clients().await? == n {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!(
+        "the server still counts {} clients",
+        server.ws_clients().await?
+    )
 }
 
 async fn post(http: &reqwest::Client, url: &str, n: u64) -> anyhow::Result<()> {

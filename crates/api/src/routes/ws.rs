@@ -232,9 +232,11 @@ async fn run(
     session: &mut Session,
     stream: &mut actix_ws::AggregatedMessageStream,
 ) -> End {
-    // 1. What the client has not seen yet, read after joining.
-    let (logs, complete) = match initial(state, &params).await {
-        Ok(v) => v,
+    // 1. What the client has not seen yet, read after joining. Boxed, and
+    // every temporary dropped before the live loop, so an idle connection
+    // keeps none of it: the store query's future, the passages, the text.
+    let greeting = match Box::pin(initial(state, &params)).await {
+        Ok((logs, complete)) => Greeting::new(&logs, &params, complete),
         Err(e) => {
             tracing::warn!(error = %e, "initial data unavailable");
             let _ = send(
@@ -246,25 +248,16 @@ async fn run(
             return End::Shutdown;
         }
     };
-    let sent: HashSet<Uuid> = logs.iter().map(|p| p.id).collect();
-    let mut position = logs.first().map(|p| Cursor {
-        captured_at: p.captured_at.timestamp_micros(),
-        id: p.id,
-    });
-    let mut initial = json!({
-        "type": "initial_data",
-        "logs": logs,
-        "cursor": position.or(params.since).map(|c| c.encode()),
-    });
-    if params.since.is_some() {
-        initial["complete"] = json!(complete);
-    }
-    if let Err(end) = send(session, initial.to_string()).await {
+    let Greeting {
+        text,
+        sent,
+        mut position,
+    } = greeting;
+    if let Err(end) = send(session, text).await {
         return end;
     }
-    drop(logs);
     if let Some(status) = sub.sync_status.take() {
-        if let Err(end) = send(session, status.text).await {
+        if let Err(end) = send(session, status.text.clone()).await {
             return end;
         }
     }
@@ -287,7 +280,7 @@ async fn run(
                         }
                     }
                 }
-                if let Err(end) = send(session, frame.text).await {
+                if let Err(end) = send(session, frame.text.clone()).await {
                     return end;
                 }
                 if sub.frames.is_empty() {
@@ -335,6 +328,46 @@ async fn run(
                 }
             }
             _ = state.broadcaster.closing() => return End::Shutdown,
+        }
+    }
+}
+
+/// The `initial_data` frame, and what the live loop needs to know of it.
+struct Greeting {
+    text: String,
+    /// Passages already sent, whose `new_log` must not repeat them.
+    sent: HashSet<Uuid>,
+    /// The newest passage sent, where a lagging client may resume.
+    position: Option<Cursor>,
+}
+
+#[derive(serde::Serialize)]
+struct InitialData<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    logs: &'a [Passage],
+    cursor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    complete: Option<bool>,
+}
+
+impl Greeting {
+    fn new(logs: &[Passage], params: &Params, complete: bool) -> Self {
+        let position = logs.first().map(|p| Cursor {
+            captured_at: p.captured_at.timestamp_micros(),
+            id: p.id,
+        });
+        let frame = InitialData {
+            kind: "initial_data",
+            logs,
+            cursor: position.or(params.since).map(|c| c.encode()),
+            complete: params.since.map(|_| complete),
+        };
+        Self {
+            // Serialising plain data cannot fail.
+            text: serde_json::to_string(&frame).unwrap_or_default(),
+            sent: logs.iter().map(|p| p.id).collect(),
+            position,
         }
     }
 }
