@@ -312,3 +312,90 @@ async fn a_client_that_never_reads_stalls_neither_ingest_nor_other_clients() {
     drop(stuck);
     app.stop().await;
 }
+
+/// The broadcaster on its own: sync status from a watch channel reaches
+/// joined clients (and clients that join later), and a published error
+/// reaches every client.
+#[tokio::test]
+async fn broadcaster_forwards_sync_status_and_errors() {
+    use gatelog_api::broadcaster;
+    use gatelog_local_store::{Store, StoreConfig};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        path: dir.path().join("g.db"),
+        ..StoreConfig::default()
+    };
+    let metrics = gatelog_metrics::Metrics::new();
+    let opened = Store::open(
+        &config,
+        &gatelog_core::DedupConfig::default(),
+        "site-1",
+        metrics.clone(),
+    )
+    .await
+    .unwrap();
+    let (status_tx, status_rx) = tokio::sync::watch::channel(json!({"target": "none"}));
+    let (actor, handle) = broadcaster(&opened.store, metrics, Some(status_rx));
+    assert!(handle.has_sync_status());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn({
+        let stop = stop.clone();
+        async move { actor.run(stop).await }
+    });
+
+    let mut early = handle.join().await.unwrap();
+    let first: Value = serde_json::from_str(&early.sync_status.take().unwrap().text).unwrap();
+    assert_eq!(first, json!({"type": "sync_status", "target": "none"}));
+
+    status_tx
+        .send(json!({"target": "supabase", "pending": 4, "dead_letters": 1}))
+        .unwrap();
+    let frame = tokio::time::timeout(FRAME_WAIT, early.frames.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let v: Value = serde_json::from_str(&frame.text).unwrap();
+    assert_eq!(
+        v,
+        json!({"type": "sync_status", "target": "supabase", "pending": 4, "dead_letters": 1})
+    );
+    // A client joining now starts from the latest status.
+    let late = handle.join().await.unwrap();
+    let v: Value = serde_json::from_str(&late.sync_status.as_ref().unwrap().text).unwrap();
+    assert_eq!(v["pending"], 4);
+
+    handle.publish_error("disk full");
+    for mut sub in [early, late] {
+        let frame = tokio::time::timeout(FRAME_WAIT, sub.frames.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let v: Value = serde_json::from_str(&frame.text).unwrap();
+        assert_eq!(v, json!({"type": "error", "message": "disk full"}));
+    }
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_closes_live_connections_with_going_away() {
+    let app = TestApp::spawn().await;
+    let mut ws = connect(&app, "").await;
+    next_of(&mut ws, "initial_data").await;
+    // Open connections would otherwise hold HTTP's graceful stop for its
+    // whole 30 s timeout.
+    tokio::time::timeout(Duration::from_secs(10), app.stop())
+        .await
+        .expect("shutdown does not wait for live clients");
+    let close = loop {
+        match tokio::time::timeout(FRAME_WAIT, ws.next()).await.unwrap() {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    let close = close.expect("a close code");
+    assert_eq!(u16::from(close.code), 1001);
+    assert_eq!(close.reason.as_str(), "server shutting down");
+}
