@@ -36,6 +36,9 @@ CREATE TABLE passages (
 CREATE INDEX passages_by_key ON passages (container_owner, container_number, site_id, last_seen_at);
 -- The default listing, newest first, and keyset paging on (captured_at, id).
 CREATE INDEX passages_by_time ON passages (captured_at DESC, id DESC);
+-- Listings filtered by owner or by serial, already in time order.
+CREATE INDEX passages_by_owner ON passages (container_owner, captured_at, id);
+CREATE INDEX passages_by_number ON passages (container_number, captured_at, id);
 -- Prefix search of the full number.
 CREATE INDEX passages_by_container ON passages (container, captured_at);
 CREATE INDEX passages_by_camera ON passages (camera_id, captured_at);

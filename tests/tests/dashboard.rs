@@ -17,8 +17,9 @@ async fn the_page_and_its_assets_are_served_from_the_binary() {
     assert!(r.headers().contains_key("content-security-policy"));
     let html = r.text().await.unwrap();
     assert!(html.contains(r#"data-testid="search""#));
-    // The placeholders are filled: no sync source, no image folder.
-    assert!(html.contains(r#"<meta name="gatelog-sync" content="off">"#));
+    // The placeholders are filled: sync status exists (its target is
+    // `none` here), no image folder is configured.
+    assert!(html.contains(r#"<meta name="gatelog-sync" content="on">"#));
     assert!(html.contains(r#"<meta name="gatelog-images" content="off">"#));
     for (path, kind) in [("/app.js", "text/javascript"), ("/style.css", "text/css")] {
         let r = app.client.get(app.url(path)).send().await.unwrap();

@@ -207,12 +207,14 @@ impl BroadcastHandle {
 }
 
 /// The mutable part of the actor, kept across restarts.
-struct State {
+struct State<S> {
     commands: mpsc::Receiver<Command>,
     /// Every connected client's queue and skip counter.
     clients: Vec<Client>,
     /// Where sync status comes from, when sync runs.
-    sync_status: Option<watch::Receiver<Value>>,
+    sync_status: Option<watch::Receiver<S>>,
+    /// The last sync status sent, to skip updates that change nothing.
+    last_value: Option<Value>,
     /// The last sync status frame, for clients that join later.
     last_status: Option<Arc<Frame>>,
 }
@@ -224,26 +226,31 @@ struct Client {
 
 /// The broadcaster actor. Run it under the supervisor with
 /// [`BroadcastActor::run`].
-pub struct BroadcastActor {
+pub struct BroadcastActor<S = Value> {
     /// The source of committed outcomes; subscribed afresh on each run.
     writer: WriterHandle,
     metrics: Metrics,
-    state: Mutex<State>,
+    state: Mutex<State<S>>,
 }
 
 /// Builds the broadcaster for `store`. `sync_status`, when given, is a
-/// stream of sync status objects (SPEC §3's `GET /api/v1/sync/status`
-/// shape); each change is pushed to every client as `sync_status`.
-pub fn broadcaster(
+/// stream of sync status snapshots, serialised as SPEC §3's
+/// `GET /api/v1/sync/status` object; each change is pushed to every client
+/// as `sync_status`.
+pub fn broadcaster<S>(
     store: &Store,
     metrics: Metrics,
-    sync_status: Option<watch::Receiver<Value>>,
-) -> (BroadcastActor, BroadcastHandle) {
+    sync_status: Option<watch::Receiver<S>>,
+) -> (BroadcastActor<S>, BroadcastHandle)
+where
+    S: serde::Serialize + Send + Sync + 'static,
+{
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let has_sync_status = sync_status.is_some();
-    let last_status = sync_status
+    let last_value = sync_status
         .as_ref()
-        .map(|s| Arc::new(Frame::sync_status(&s.borrow())));
+        .and_then(|s| serde_json::to_value(&*s.borrow()).ok());
+    let last_status = last_value.as_ref().map(|v| Arc::new(Frame::sync_status(v)));
     let actor = BroadcastActor {
         writer: store.writer().clone(),
         metrics,
@@ -251,6 +258,7 @@ pub fn broadcaster(
             commands: rx,
             clients: Vec::new(),
             sync_status,
+            last_value,
             last_status,
         }),
     };
@@ -262,7 +270,10 @@ pub fn broadcaster(
     (actor, handle)
 }
 
-impl BroadcastActor {
+impl<S> BroadcastActor<S>
+where
+    S: serde::Serialize + Send + Sync + 'static,
+{
     /// Runs until `shutdown` fires. It cannot fail; a panic is restarted by
     /// the supervisor and keeps the connected clients.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), Infallible> {
@@ -323,11 +334,13 @@ impl BroadcastActor {
                 },
                 status = next_status(&mut state.sync_status) => {
                     match status {
-                        Some(value) => {
+                        Some(value) if state.last_value.as_ref() != Some(&value) => {
                             let frame = Arc::new(Frame::sync_status(&value));
+                            state.last_value = Some(value);
                             state.last_status = Some(frame.clone());
                             self.fan_out(&mut state.clients, frame);
                         }
+                        Some(_) => {}
                         None => state.sync_status = None,
                     }
                 }
@@ -357,10 +370,12 @@ impl BroadcastActor {
 
 /// The next sync status; `None` when its sender has gone. Pending forever
 /// when there is no sync status source.
-async fn next_status(source: &mut Option<watch::Receiver<Value>>) -> Option<Value> {
+async fn next_status<S: serde::Serialize>(
+    source: &mut Option<watch::Receiver<S>>,
+) -> Option<Value> {
     match source {
         Some(rx) => match rx.changed().await {
-            Ok(()) => Some(rx.borrow_and_update().clone()),
+            Ok(()) => Some(serde_json::to_value(&*rx.borrow_and_update()).unwrap_or(Value::Null)),
             Err(_) => None,
         },
         None => std::future::pending().await,

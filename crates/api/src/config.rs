@@ -1,6 +1,6 @@
-//! The `server` section of the configuration.
+//! The `server` and `limits` sections of the configuration.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -19,6 +19,22 @@ pub struct ServerConfig {
     /// The folder whose image files the dashboard may show, read-only, as
     /// the cropped image of a passage. None: only http(s) image URLs show.
     pub image_dir: Option<std::path::PathBuf>,
+    /// How long an idle keep-alive connection stays open, in seconds;
+    /// 0 turns keep-alive off.
+    pub keep_alive_secs: u64,
+    /// How long a client has to close its side after the response, in
+    /// milliseconds, before the connection is dropped.
+    pub client_disconnect_timeout_ms: u64,
+    /// The longest a request may take from its head to its response head,
+    /// in seconds, body upload included; slower requests get 408. Streamed
+    /// response bodies (export, WebSocket) are not limited by it.
+    pub request_timeout_secs: u64,
+    /// Browser origins allowed to call the API cross-origin, such as
+    /// `https://ops.example.com`. Empty (the default) turns CORS off, so
+    /// browsers allow only same-origin use. In the environment,
+    /// comma-separated.
+    #[serde(deserialize_with = "string_list")]
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -30,6 +46,143 @@ impl Default for ServerConfig {
             client_request_timeout_ms: 5_000,
             shutdown_timeout_secs: 30,
             image_dir: None,
+            keep_alive_secs: 5,
+            client_disconnect_timeout_ms: 1_000,
+            request_timeout_secs: 30,
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks the values serde cannot, naming the key at fault.
+    pub fn check(&self) -> Result<(), String> {
+        if self.request_timeout_secs == 0 {
+            return Err("bad configuration: server.request_timeout_secs must be at least 1".into());
+        }
+        for origin in &self.cors_origins {
+            if !is_origin(origin) {
+                return Err(format!(
+                    "bad configuration: server.cors_origins holds {origin:?}, which is not an origin \
+                     such as https://ops.example.com (scheme, host and optional port; no path, no wildcard)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `s` is a serialised origin: `http(s)://host[:port]`.
+fn is_origin(s: &str) -> bool {
+    let Some(rest) = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let (host_ok, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let Some((host, after)) = v6.split_once(']') else {
+            return false;
+        };
+        let ok = !host.is_empty() && host.chars().all(|c| c.is_ascii_hexdigit() || c == ':');
+        match after {
+            "" => (ok, None),
+            a => match a.strip_prefix(':') {
+                Some(p) => (ok, Some(p)),
+                None => return false,
+            },
+        }
+    } else {
+        let (host, port) = match rest.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        };
+        let ok = !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+        (ok, port)
+    };
+    host_ok && port.is_none_or(|p| p.parse::<u16>().is_ok())
+}
+
+/// Request limits that apply per key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Requests per second each key may make on average (the token
+    /// bucket's refill rate). 0 turns rate limiting off.
+    pub rate_per_sec: f64,
+    /// Requests a key may make at once before the rate applies (the
+    /// bucket's size).
+    pub burst: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            rate_per_sec: 200.0,
+            burst: 400,
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub fn check(&self) -> Result<(), String> {
+        if !self.rate_per_sec.is_finite() || self.rate_per_sec < 0.0 {
+            return Err("bad configuration: limits.rate_per_sec must be 0 or more".into());
+        }
+        if self.rate_per_sec > 0.0 && self.burst == 0 {
+            return Err("bad configuration: limits.burst must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// A list given as a TOML array or, from the environment, as one
+/// comma-separated string.
+fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s.split(',').map(str::to_string).collect(),
+        OneOrMany::Many(v) => v,
+    };
+    Ok(items
+        .into_iter()
+        .map(|s| s.trim().trim_end_matches('/').to_string())
+        .filter(|s| !s.is_empty())
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_checked() {
+        for good in [
+            "https://ops.example.com",
+            "http://127.0.0.1:8080",
+            "http://[::1]:3000",
+            "https://[::1]",
+        ] {
+            assert!(is_origin(good), "{good}");
+        }
+        for bad in [
+            "*",
+            "ops.example.com",
+            "https://",
+            "https://a.example/path",
+            "https://a.example:port",
+            "ftp://a.example",
+            "http://[::1]x",
+        ] {
+            assert!(!is_origin(bad), "{bad}");
         }
     }
 }

@@ -32,6 +32,16 @@ pub enum ApiError {
     TooLarge { limit: usize },
     #[error("{0}")]
     NotFound(String),
+    /// No key, a wrong key, or a key of the wrong kind. The message never
+    /// repeats what the client sent.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// The key's token bucket is empty.
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// The client took longer than `server.request_timeout_secs`.
+    #[error("the request took too long and was abandoned")]
+    Timeout,
     /// The store cannot take writes now.
     #[error("the local store is unavailable; retry shortly")]
     Unavailable,
@@ -65,6 +75,9 @@ impl ApiError {
             ApiError::Validation(_) => "validation_failed",
             ApiError::TooLarge { .. } => "body_too_large",
             ApiError::NotFound(_) => "not_found",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Timeout => "request_timeout",
             ApiError::Unavailable => "store_unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -104,6 +117,9 @@ impl ResponseError for ApiError {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -114,8 +130,17 @@ impl ResponseError for ApiError {
             tracing::error!(error = %detail, "internal error");
         }
         let mut res = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Unavailable) {
-            res.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+        match self {
+            ApiError::Unavailable => {
+                res.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+            }
+            ApiError::RateLimited { retry_after_secs } => {
+                res.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            ApiError::Unauthorized(_) => {
+                res.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"gatelog\""));
+            }
+            _ => {}
         }
         res.json(Body {
             status: "error",

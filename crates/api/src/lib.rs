@@ -6,7 +6,11 @@
 //! or other internal text.
 //!
 //! # Layout
-//! - [`config`]: the `server` section (bind address, limits, timeouts).
+//! - [`config`]: the `server` section (bind address, limits, timeouts,
+//!   CORS origins) and the `limits` section (per-key rate limits).
+//! - [`auth`]: bearer keys, dashboard sessions, rate limits and the
+//!   request timeout, as one middleware that classifies paths.
+//! - [`cors`]: CORS, off unless origins are configured.
 //! - [`error`]: [`ApiError`] and its mapping to HTTP statuses.
 //! - [`wire`]: JSON bodies to [`gatelog_core::RawRead`], naming the field
 //!   of any type error.
@@ -16,8 +20,10 @@
 //! - [`server`]: the app factory and the server, which takes a bound
 //!   listener so tests can use port 0.
 
+pub mod auth;
 pub mod broadcast;
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod routes;
 pub mod server;
@@ -26,6 +32,6 @@ pub mod wire;
 /// The running HTTP server, re-exported so callers need not know actix-web.
 pub use actix_web::dev::Server;
 pub use broadcast::{broadcaster, BroadcastActor, BroadcastHandle};
-pub use config::ServerConfig;
+pub use config::{LimitsConfig, ServerConfig};
 pub use error::ApiError;
 pub use server::{build_server, AppState};

@@ -2,6 +2,7 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, Service};
@@ -23,6 +24,10 @@ pub struct AppState {
     pub validation: ValidationConfig,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// The sync actor's handle: its status, and retries on request.
+    pub sync: gatelog_sync::SyncHandle,
+    /// Keys, sessions and rate limits; see [`crate::auth`].
+    pub security: Arc<crate::auth::Security>,
     /// The live feed for WebSocket clients, and where failed saves are
     /// announced.
     pub broadcaster: BroadcastHandle,
@@ -39,6 +44,7 @@ pub fn build_server(
     config: &ServerConfig,
 ) -> std::io::Result<Server> {
     let data = web::Data::new(state);
+    let cors_origins = config.cors_origins.clone();
     let mut server = HttpServer::new(move || {
         let metrics = data.metrics.clone();
         App::new()
@@ -46,6 +52,11 @@ pub fn build_server(
             .app_data(web::QueryConfig::default().error_handler(|_, _| {
                 crate::ApiError::bad_param("query", "the query string is not valid").into()
             }))
+            // Auth runs inside CORS, so preflight requests (which carry no
+            // key) are answered by CORS, and inside metrics, so 401s and
+            // 429s are counted.
+            .wrap(actix_web::middleware::from_fn(crate::auth::guard))
+            .wrap(crate::cors::middleware(&cors_origins))
             .wrap_fn(move |req, srv| {
                 let started = Instant::now();
                 let method = req.method().clone();
@@ -79,6 +90,11 @@ pub fn build_server(
     })
     .disable_signals()
     .client_request_timeout(Duration::from_millis(config.client_request_timeout_ms))
+    .client_disconnect_timeout(Duration::from_millis(config.client_disconnect_timeout_ms))
+    .keep_alive(match config.keep_alive_secs {
+        0 => actix_web::http::KeepAlive::Disabled,
+        s => actix_web::http::KeepAlive::Timeout(Duration::from_secs(s)),
+    })
     .shutdown_timeout(config.shutdown_timeout_secs)
     .listen(listener)?;
     if config.workers > 0 {

@@ -25,6 +25,10 @@ pub enum StoreError {
     /// Stored data that this version cannot read (a damaged row).
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// An operation refused to go ahead (a damaged or foreign backup, a
+    /// store that is in use); nothing was changed.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl StoreError {

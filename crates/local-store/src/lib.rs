@@ -17,15 +17,23 @@
 //! - [`rows`]: the mapping between SQLite rows and [`gatelog_core`] types.
 //! - [`error`]: [`StoreError`], which tells callers whether the store is
 //!   unavailable (answer 503) or the request was wrong.
+//! - [`retention`], [`backup`], [`export`], [`lock`]: operations on the
+//!   file: deleting synced passages past their time, online backup and
+//!   checked restore, CSV/JSONL export, and the lock a server holds.
 //!
 //! Only this crate and `sync` know SQL. Migrations live in the workspace's
 //! `migrations/local` folder and are embedded at build time.
 
+pub mod backup;
 pub mod config;
 pub mod error;
+pub mod export;
+pub mod lock;
 pub mod query;
+pub mod retention;
 mod rows;
 pub mod stats;
+pub mod sync_state;
 pub mod writer;
 
 use std::sync::Arc;
@@ -40,6 +48,7 @@ use tokio::sync::{broadcast, mpsc, Mutex};
 pub use config::StoreConfig;
 pub use error::StoreError;
 pub use query::{Cursor, LogFilter, Order, Page, SyncFilter};
+pub use retention::RetentionReport;
 pub use stats::{Bucket, BucketCounts, Stats};
 pub use writer::{Outcome, OutcomeKind, WriterActor, WriterHandle};
 

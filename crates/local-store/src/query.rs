@@ -18,6 +18,23 @@ use uuid::Uuid;
 use crate::rows::{micros, PassageRow, SightingRow, PASSAGE_COLUMNS, SIGHTING_COLUMNS};
 use crate::{Store, StoreError};
 
+/// Above this many matching passages, a substring filter walks the time
+/// index instead of sorting the trigram index's answer.
+const TRIGRAM_MAX_MATCHES: i64 = 5_000;
+
+/// How a substring filter is evaluated; see [`Store::substring_plan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Substring {
+    Trigram,
+    Scan,
+}
+
+/// An FTS5 phrase for `s`. Filters hold only A-Z and 0-9 (the API checks),
+/// but any double quote is doubled so the phrase can never be broken out of.
+fn trigram_phrase(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
 /// Newest first (the default) or oldest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Order {
@@ -97,8 +114,9 @@ impl Store {
     /// One page of passages matching `filter`.
     pub async fn search(&self, filter: &LogFilter) -> Result<Page, StoreError> {
         let limit = filter.limit.clamp(1, 1000);
+        let substring = self.substring_plan(filter).await?;
         let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {PASSAGE_COLUMNS} FROM passages"));
-        push_filters(&mut q, filter);
+        push_filters(&mut q, filter, substring);
         let dir = match filter.order {
             Order::Desc => "DESC",
             Order::Asc => "ASC",
@@ -122,6 +140,29 @@ impl Store {
         Ok(Page { logs, next_cursor })
     }
 
+    /// Chooses how to run a substring filter. The trigram index answers
+    /// "which rows contain q" exactly, but sorting its answer costs time in
+    /// proportion to the matches; a walk down the time index costs time in
+    /// inverse proportion to them. A capped count tells which is cheaper.
+    pub(crate) async fn substring_plan(&self, filter: &LogFilter) -> Result<Substring, StoreError> {
+        let Some(sub) = filter.q.as_deref().filter(|s| s.len() >= 3) else {
+            return Ok(Substring::Scan);
+        };
+        let matches: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT rowid FROM passages_trigram \
+             WHERE passages_trigram MATCH ? LIMIT ?)",
+        )
+        .bind(trigram_phrase(sub))
+        .bind(TRIGRAM_MAX_MATCHES + 1)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(if matches <= TRIGRAM_MAX_MATCHES {
+            Substring::Trigram
+        } else {
+            Substring::Scan
+        })
+    }
+
     /// The `n` most recent passages, newest first.
     pub async fn recent(&self, n: u32) -> Result<Vec<Passage>, StoreError> {
         let page = self
@@ -142,7 +183,11 @@ impl Store {
 }
 
 /// Appends the WHERE clause for `filter`, binding every value.
-pub(crate) fn push_filters(q: &mut QueryBuilder<'_, Sqlite>, filter: &LogFilter) {
+pub(crate) fn push_filters(
+    q: &mut QueryBuilder<'_, Sqlite>,
+    filter: &LogFilter,
+    substring: Substring,
+) {
     let mut first = true;
     let mut and = |q: &mut QueryBuilder<'_, Sqlite>| {
         q.push(if first { " WHERE " } else { " AND " });
@@ -165,9 +210,23 @@ pub(crate) fn push_filters(q: &mut QueryBuilder<'_, Sqlite>, filter: &LogFilter)
     }
     if let Some(sub) = &filter.q {
         and(q);
-        q.push("instr(container, ")
-            .push_bind(sub.clone())
-            .push(") > 0");
+        match substring {
+            // Few matches: fetch them through the trigram index and sort.
+            Substring::Trigram => {
+                q.push(
+                    "rowid IN (SELECT rowid FROM passages_trigram WHERE passages_trigram MATCH ",
+                )
+                .push_bind(trigram_phrase(sub))
+                .push(")");
+            }
+            // Many matches, or too short for trigrams: walk the time index
+            // and test each row; enough matches come quickly.
+            Substring::Scan => {
+                q.push("instr(container, ")
+                    .push_bind(sub.clone())
+                    .push(") > 0");
+            }
+        }
     }
     if let Some(from) = filter.from {
         and(q);

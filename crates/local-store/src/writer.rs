@@ -34,8 +34,22 @@ use crate::{StoreConfig, StoreError};
 /// Rows per multi-row statement: 500 rows of 20 columns stays well under
 /// SQLite's limit of 32,766 bound parameters.
 const ROWS_PER_STATEMENT: usize = 500;
-/// Dedup keys per candidate query (five parameters each).
-const KEYS_PER_QUERY: usize = 150;
+/// Dedup keys per candidate query: five parameters each, and below
+/// SQLite's limit of 500 terms in one compound SELECT.
+const KEYS_PER_QUERY: usize = 200;
+
+/// Runs `body` (a future using `conn`) between [`begin`] and [`finish`].
+macro_rules! in_transaction {
+    ($conn:expr, $body:expr) => {
+        match begin($conn).await {
+            Ok(()) => {
+                let r = $body.await;
+                finish($conn, r).await
+            }
+            Err(e) => Err(e),
+        }
+    };
+}
 
 /// Whether a read opened its passage or joined one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +91,16 @@ pub(crate) enum Command {
     Import {
         passages: Vec<Passage>,
         reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Sync bookkeeping; see [`crate::sync_state`].
+    Sync {
+        op: crate::sync_state::SyncOp,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
+    Retain {
+        cutoff: chrono::DateTime<Utc>,
+        max: u32,
+        reply: oneshot::Sender<Result<crate::RetentionReport, StoreError>>,
     },
 }
 
@@ -159,10 +183,17 @@ pub struct WriterActor {
 
 /// The writer's own connection, with WAL and `synchronous=FULL`.
 pub(crate) async fn connect(config: &StoreConfig) -> Result<SqliteConnection, StoreError> {
-    crate::write_options(config)
+    let mut conn = crate::write_options(config)
         .connect()
         .await
-        .map_err(StoreError::from_sqlx)
+        .map_err(StoreError::from_sqlx)?;
+    // Refresh planner statistics where they are stale, as SQLite advises
+    // for long-lived connections; cheap when nothing changed.
+    sqlx::query("PRAGMA optimize=0x10002")
+        .execute(&mut conn)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+    Ok(conn)
 }
 
 impl WriterActor {
@@ -248,18 +279,17 @@ impl WriterActor {
                     let _ = reply.send(r);
                 }
                 Command::Import { passages, reply } => {
-                    let r = match begin(conn).await {
-                        Ok(()) => {
-                            let r = import(conn, passages).await;
-                            finish(conn, r).await
-                        }
-                        Err(e) => Err(e),
-                    };
-                    let broken = r.as_ref().err().map(|e| e.1);
-                    let _ = reply.send(r.map_err(|e| e.0));
-                    if broken == Some(true) {
-                        return Err(StoreError::Unavailable("connection lost".into()));
-                    }
+                    answer(reply, in_transaction!(conn, import(conn, passages)))?;
+                }
+                Command::Sync { op, reply } => {
+                    answer(
+                        reply,
+                        in_transaction!(conn, crate::sync_state::apply(conn, op)),
+                    )?;
+                }
+                Command::Retain { cutoff, max, reply } => {
+                    let r = in_transaction!(conn, crate::retention::purge_chunk(conn, cutoff, max));
+                    answer(reply, r)?;
                 }
             }
         }
@@ -273,13 +303,7 @@ impl WriterActor {
             .flat_map(|(reads, at, _)| reads.iter().map(move |r| (r, *at)))
             .collect();
         let n_reads = reads.len();
-        let plan = match begin(conn).await {
-            Ok(()) => {
-                let r = write_reads(conn, &self.dedup, &self.site_id, reads).await;
-                finish(conn, r).await
-            }
-            Err(e) => Err(e),
-        };
+        let plan = in_transaction!(conn, write_reads(conn, &self.dedup, &self.site_id, reads));
         match plan {
             Ok(outcomes) => {
                 self.metrics
@@ -328,7 +352,23 @@ fn command_reads(cmd: &Command) -> usize {
     match cmd {
         Command::Write { reads, .. } => reads.len(),
         Command::Import { passages, .. } => passages.len(),
-        Command::Probe { .. } => 1,
+        Command::Probe { .. } | Command::Sync { .. } => 1,
+        Command::Retain { max, .. } => *max as usize,
+    }
+}
+
+/// Answers a command with its transaction's result. Returns an error when
+/// the connection is unusable afterwards, so that the supervisor reopens it.
+fn answer<T>(
+    reply: oneshot::Sender<Result<T, StoreError>>,
+    result: Result<T, (StoreError, bool)>,
+) -> Result<(), StoreError> {
+    let broken = matches!(result, Err((_, true)));
+    let _ = reply.send(result.map_err(|e| e.0));
+    if broken {
+        Err(StoreError::Unavailable("connection lost".into()))
+    } else {
+        Ok(())
     }
 }
 
@@ -364,8 +404,7 @@ async fn finish<T>(
 }
 
 async fn probe(conn: &mut SqliteConnection) -> Result<(), StoreError> {
-    begin(conn).await.map_err(|e| e.0)?;
-    finish(conn, Ok(())).await.map_err(|e| e.0)
+    in_transaction!(conn, async { Ok(()) }).map_err(|e| e.0)
 }
 
 /// The dedup key within this site.
@@ -463,13 +502,17 @@ async fn write_reads(
     let mut index: DedupIndex<Key, Uuid> = DedupIndex::new(dedup);
     let keys: Vec<(&Key, &(i64, i64))> = ranges.iter().collect();
     for chunk in keys.chunks(KEYS_PER_QUERY) {
-        let mut q =
-            QueryBuilder::<Sqlite>::new(format!("SELECT {PASSAGE_COLUMNS} FROM passages WHERE "));
+        // One SELECT per key, joined by UNION ALL, so that each arm is a
+        // range seek on passages_by_key whatever the planner makes of ORs.
+        let mut q = QueryBuilder::<Sqlite>::new("");
         for (i, ((owner, number), (lo, hi))) in chunk.iter().enumerate() {
             if i > 0 {
-                q.push(" OR ");
+                q.push(" UNION ALL ");
             }
-            q.push("(container_owner = ").push_bind(owner.as_str());
+            q.push(format!(
+                "SELECT {PASSAGE_COLUMNS} FROM passages WHERE container_owner = "
+            ))
+            .push_bind(owner.as_str());
             q.push(" AND container_number = ")
                 .push_bind(number.as_str());
             q.push(" AND site_id = ").push_bind(site_id);
@@ -477,7 +520,6 @@ async fn write_reads(
                 .push_bind(lo.saturating_sub(window));
             q.push(" AND captured_at <= ")
                 .push_bind(hi.saturating_add(window));
-            q.push(")");
         }
         for row in q
             .build_query_as::<PassageRow>()
@@ -659,29 +701,35 @@ fn join(p: &mut Passage, read: &Read, now: chrono::DateTime<Utc>) {
     }
 }
 
+/// Binds the [`PASSAGE_WRITE_COLUMNS`] of one passage, in their order.
+fn bind_passage<'qb, 'args: 'qb>(
+    b: &mut sqlx::query_builder::Separated<'qb, 'args, Sqlite, &'static str>,
+    p: &'args Passage,
+) {
+    b.push_bind(p.id.to_string())
+        .push_bind(p.site_id.as_str())
+        .push_bind(p.container.as_str())
+        .push_bind(p.container_owner.as_str())
+        .push_bind(p.container_number.as_str())
+        .push_bind(p.check_digit.map(i64::from))
+        .push_bind(i64::from(p.check_digit_ok))
+        .push_bind(i64::from(p.flags.bits()))
+        .push_bind(micros(p.captured_at))
+        .push_bind(micros(p.last_seen_at))
+        .push_bind(p.seen_count)
+        .push_bind(p.camera_id.as_deref())
+        .push_bind(p.source_video.as_deref())
+        .push_bind(p.cropped_image_ref.as_deref())
+        .push_bind(p.confidence)
+        .push_bind(micros(p.created_at))
+        .push_bind(micros(p.updated_at))
+        .push_bind(p.version);
+}
+
 async fn upsert_passages(conn: &mut SqliteConnection, rows: &[&Passage]) -> Result<(), StoreError> {
     let mut q =
         QueryBuilder::<Sqlite>::new(format!("INSERT INTO passages ({PASSAGE_WRITE_COLUMNS}) "));
-    q.push_values(rows, |mut b, p| {
-        b.push_bind(p.id.to_string())
-            .push_bind(p.site_id.as_str())
-            .push_bind(p.container.as_str())
-            .push_bind(p.container_owner.as_str())
-            .push_bind(p.container_number.as_str())
-            .push_bind(p.check_digit.map(i64::from))
-            .push_bind(i64::from(p.check_digit_ok))
-            .push_bind(i64::from(p.flags.bits()))
-            .push_bind(micros(p.captured_at))
-            .push_bind(micros(p.last_seen_at))
-            .push_bind(p.seen_count)
-            .push_bind(p.camera_id.as_deref())
-            .push_bind(p.source_video.as_deref())
-            .push_bind(p.cropped_image_ref.as_deref())
-            .push_bind(p.confidence)
-            .push_bind(micros(p.created_at))
-            .push_bind(micros(p.updated_at))
-            .push_bind(p.version);
-    });
+    q.push_values(rows, |mut b, p| bind_passage(&mut b, p));
     q.push(
         " ON CONFLICT (id) DO UPDATE SET container = excluded.container, \
          check_digit = excluded.check_digit, check_digit_ok = excluded.check_digit_ok, \
@@ -702,28 +750,41 @@ async fn import(conn: &mut SqliteConnection, passages: Vec<Passage>) -> Result<(
         ));
         q.push_values(chunk, |mut b, p| {
             let synced = matches!(p.sync_state, SyncState::Synced);
-            b.push_bind(p.id.to_string())
-                .push_bind(p.site_id.as_str())
-                .push_bind(p.container.as_str())
-                .push_bind(p.container_owner.as_str())
-                .push_bind(p.container_number.as_str())
-                .push_bind(p.check_digit.map(i64::from))
-                .push_bind(i64::from(p.check_digit_ok))
-                .push_bind(i64::from(p.flags.bits()))
-                .push_bind(micros(p.captured_at))
-                .push_bind(micros(p.last_seen_at))
-                .push_bind(p.seen_count)
-                .push_bind(p.camera_id.as_deref())
-                .push_bind(p.source_video.as_deref())
-                .push_bind(p.cropped_image_ref.as_deref())
-                .push_bind(p.confidence)
-                .push_bind(micros(p.created_at))
-                .push_bind(micros(p.updated_at))
-                .push_bind(p.version)
-                .push_bind(if synced { p.version } else { 0 })
+            bind_passage(&mut b, p);
+            b.push_bind(if synced { p.version } else { 0 })
                 .push_bind(None::<i64>);
         });
         q.build().execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+impl WriterHandle {
+    /// Sends sync bookkeeping to the writer and waits for its commit.
+    pub(crate) async fn sync_op(&self, op: crate::sync_state::SyncOp) -> Result<u64, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Sync { op, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+impl WriterHandle {
+    /// Deletes up to `max` synced, non-dead-letter passages last seen
+    /// before `cutoff`, with their sightings, in one transaction between
+    /// group commits. Call it again until it reports nothing removed.
+    pub async fn retain(
+        &self,
+        cutoff: chrono::DateTime<Utc>,
+        max: u32,
+    ) -> Result<crate::RetentionReport, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Retain { cutoff, max, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
 }

@@ -233,3 +233,94 @@ async fn a_commit_survives_a_reopen_without_clean_shutdown() {
     assert_eq!(r.store.count().await.unwrap(), 1);
     r.stop().await;
 }
+
+#[tokio::test]
+async fn large_batches_with_many_keys_dedup_across_query_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Running::open(&dir.path().join("g.db")).await;
+    // 900 distinct containers, more than one candidate query holds.
+    let first: Vec<Read> = (0..900)
+        .map(|i| read(&format!("TGHU{:06}", i), at(0)))
+        .collect();
+    let again: Vec<Read> = (0..900)
+        .map(|i| read(&format!("TGHU{:06}", i), at(60)))
+        .collect();
+    let a = r.store.writer().write(first).await.unwrap();
+    assert!(a.iter().all(|o| o.kind == OutcomeKind::Created));
+    let b = r.store.writer().write(again).await.unwrap();
+    assert!(b
+        .iter()
+        .all(|o| o.kind == OutcomeKind::Joined && o.passage.seen_count == 2));
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.passage.id, y.passage.id);
+    }
+    assert_eq!(r.store.count().await.unwrap(), 900);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn substring_search_agrees_with_a_plain_scan_on_every_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Running::open(&dir.path().join("g.db")).await;
+    // 6,000 passages whose numbers all contain "TGH", so that common
+    // substring walks the time index, plus a few rare numbers.
+    let many: Vec<Read> = (0..6_000)
+        .map(|i| read(&format!("TGHU{:06}", i), at(i)))
+        .collect();
+    r.store.writer().write(many).await.unwrap();
+    // A flagged number (no check digit) later corrected by a valid read.
+    r.store
+        .writer()
+        .write(vec![read("MSCU123456", at(0))])
+        .await
+        .unwrap();
+    let corrected = r
+        .store
+        .writer()
+        .write(vec![read("MSCU1234566", at(10))])
+        .await
+        .unwrap();
+    assert_eq!(corrected[0].passage.container, "MSCU1234566");
+
+    let count = |q: &str| {
+        let store = r.store.clone();
+        let q = q.to_string();
+        async move {
+            let mut n = 0;
+            let mut cursor = None;
+            loop {
+                let page = store
+                    .search(&LogFilter {
+                        q: Some(q.clone()),
+                        limit: 1000,
+                        cursor,
+                        ..LogFilter::default()
+                    })
+                    .await
+                    .unwrap();
+                n += page.logs.len();
+                assert!(page.logs.iter().all(|p| p.container.contains(&q)));
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => return n,
+                }
+            }
+        }
+    };
+    assert_eq!(count("TGH").await, 6_000, "common: time-index walk");
+    assert_eq!(count("00599").await, 1 + 10, "rare: trigram index");
+    assert_eq!(
+        count("U1234566").await,
+        1,
+        "the trigram index follows a corrected number"
+    );
+    assert_eq!(
+        count("5").await,
+        (0..6_000)
+            .filter(|i| format!("{:06}", i).contains('5'))
+            .count()
+            + 1
+    );
+    assert_eq!(count("ZZZ").await, 0);
+    r.stop().await;
+}

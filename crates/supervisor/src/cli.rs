@@ -34,6 +34,21 @@ pub enum Command {
         #[arg(long)]
         central: bool,
     },
+    /// Show or retry replication to the central database.
+    Sync {
+        #[command(subcommand)]
+        which: SyncCommand,
+    },
+    /// Delete synced passages (and their sightings) older than N days.
+    Retention(crate::ops::retention::RetentionArgs),
+    /// Write a consistent copy of the store while gatelog serves.
+    Backup(crate::ops::backup::BackupArgs),
+    /// Replace the store with a checked backup (gatelog must be stopped).
+    Restore(crate::ops::backup::RestoreArgs),
+    /// Write passages as CSV or JSON Lines, with the API's filters.
+    Export(Box<crate::ops::export::ExportArgs>),
+    /// Post a realistic simulated camera feed to a running server.
+    Simulate(crate::ops::simulate::SimulateArgs),
     /// Measure gatelog on this machine; see BENCHMARKS.md.
     Bench {
         #[command(subcommand)]
@@ -49,4 +64,19 @@ pub enum BenchCommand {
     Search(crate::bench::SearchArgs),
     /// WebSocket push latency and memory per idle client.
     Ws(crate::bench_ws::WsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Target, backlog, lag and dead letters, read from the local store.
+    Status {
+        /// Also list up to this many dead letters with their reasons.
+        #[arg(long, default_value_t = 20)]
+        list: u32,
+    },
+    /// Put dead letters back in the backlog (all, or the given ids).
+    Retry {
+        /// Passage ids; all dead letters when none is given.
+        ids: Vec<uuid::Uuid>,
+    },
 }

@@ -15,9 +15,10 @@ use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
-use gatelog_api::ServerConfig;
+use gatelog_api::{LimitsConfig, ServerConfig};
 use gatelog_core::{DedupConfig, ValidationConfig};
 use gatelog_local_store::StoreConfig;
+use gatelog_sync::{PostgresConfig, SupabaseConfig, SyncConfig, Target, TargetKind};
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -33,11 +34,12 @@ pub struct Config {
     pub site: SiteConfig,
     pub dedup: DedupConfig,
     pub validation: ValidationConfig,
-    pub sync: SyncSection,
+    pub sync: SyncConfig,
     pub supabase: SupabaseSection,
     pub postgres: PostgresSection,
     pub auth: AuthConfig,
     pub retention: RetentionConfig,
+    pub limits: LimitsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,30 +55,6 @@ impl Default for SiteConfig {
             id: "site-1".into(),
         }
     }
-}
-
-/// Which central target passages replicate to.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SyncSection {
-    /// `none`, `supabase` or `postgres`.
-    pub target: SyncTarget,
-}
-
-impl Default for SyncSection {
-    fn default() -> Self {
-        Self {
-            target: SyncTarget::None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SyncTarget {
-    None,
-    Supabase,
-    Postgres,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,7 +88,7 @@ pub struct PostgresSection {
 }
 
 /// Bearer keys. With none configured, gatelog serves only on loopback.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// Keys that may post recognitions. In the environment, comma-separated.
@@ -119,6 +97,19 @@ pub struct AuthConfig {
     /// Keys that may read the API, the WebSocket and the dashboard.
     #[serde(serialize_with = "redact_list", deserialize_with = "key_list")]
     pub read_keys: Vec<SecretString>,
+    /// How long a dashboard session (the cookie from `POST
+    /// /api/v1/session`) lasts, in seconds.
+    pub session_ttl_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            ingest_keys: Vec::new(),
+            read_keys: Vec::new(),
+            session_ttl_secs: 12 * 3600,
+        }
+    }
 }
 
 impl AuthConfig {
@@ -230,18 +221,51 @@ impl Config {
         if self.store.path.as_os_str().is_empty() {
             return Err("bad configuration: store.path must not be empty".into());
         }
+        self.server.check()?;
+        self.limits.check()?;
+        if self.auth.session_ttl_secs == 0 || self.auth.session_ttl_secs > 7 * 86_400 {
+            return Err(
+                "bad configuration: auth.session_ttl_secs must be from 1 to 604800 (7 days)".into(),
+            );
+        }
         if self.retention.local_days == 0 {
             return Err("bad configuration: retention.local_days must be at least 1".into());
         }
-        match self.sync.target {
-            SyncTarget::Supabase if self.supabase.url.is_none() || self.supabase.key.is_none() => {
-                Err("bad configuration: sync.target = \"supabase\" needs supabase.url (SUPABASE_URL) and supabase.key (SUPABASE_KEY)".into())
-            }
-            SyncTarget::Postgres if self.postgres.url.is_none() => Err(
-                "bad configuration: sync.target = \"postgres\" needs postgres.url (DATABASE_URL)".into(),
-            ),
-            _ => Ok(()),
+        if self.sync.batch_size == 0 || self.sync.batch_size > 5_000 {
+            return Err("bad configuration: sync.batch_size must be from 1 to 5000".into());
         }
+        if self.sync.backoff_initial_ms == 0
+            || self.sync.backoff_max_ms < self.sync.backoff_initial_ms
+        {
+            return Err(
+                "bad configuration: sync.backoff_initial_ms must be at least 1 and at most sync.backoff_max_ms".into(),
+            );
+        }
+        self.sync_target()
+            .map(|_| ())
+            .map_err(|e| format!("bad configuration: {e}"))
+    }
+
+    /// The sync target with its settings, checked.
+    pub fn sync_target(&self) -> Result<Target, gatelog_sync::SyncError> {
+        let supabase = match (&self.supabase.url, &self.supabase.key) {
+            (Some(url), Some(key)) => Some(SupabaseConfig {
+                url: url.clone(),
+                key: key.clone(),
+                rest_path: self.supabase.rest_path.clone(),
+            }),
+            _ => None,
+        };
+        let postgres = self.postgres.url.clone().map(|url| PostgresConfig {
+            url,
+            ..PostgresConfig::new("")
+        });
+        Target::from_config(self.sync.target, supabase, postgres)
+    }
+
+    /// The target kind, for status without a running actor.
+    pub fn sync_kind(&self) -> TargetKind {
+        self.sync.target
     }
 
     pub fn bind_addr(&self) -> Result<SocketAddr, String> {

@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use gatelog_supervisor::cli::{BenchCommand, Cli, Command};
-use gatelog_supervisor::{bench, config, serve};
+use gatelog_supervisor::cli::{BenchCommand, Cli, Command, SyncCommand};
+use gatelog_supervisor::{bench, config, ops, serve, sync_cmd};
 
 fn main() -> ExitCode {
     // Values in .env reach the environment before the config is read.
@@ -39,6 +39,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             BenchCommand::Ws(args) => gatelog_supervisor::bench_ws::ws(args).await,
         };
     }
+    // simulate talks to a server elsewhere; the local config plays no part.
+    if let Command::Simulate(args) = &cli.command {
+        return ops::simulate::run(args).await;
+    }
     let config = config::load(cli.config.as_deref()).map_err(anyhow::Error::msg)?;
     match cli.command {
         Command::Serve { demo } => serve::serve(config, serve::ServeOptions { demo }).await,
@@ -49,12 +53,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate { central: false } => {
             gatelog_supervisor::serve::migrate_local(&config).await
         }
-        Command::Migrate { central: true } => {
-            anyhow::bail!(
-                "migrate --central needs sync.target support, which this build does not have yet"
-            )
-        }
-        Command::Bench { .. } => unreachable!("handled above"),
+        Command::Migrate { central: true } => sync_cmd::migrate_central(&config).await,
+        Command::Sync { which } => match which {
+            SyncCommand::Status { list } => sync_cmd::status(&config, list).await,
+            SyncCommand::Retry { ids } => sync_cmd::retry(&config, ids).await,
+        },
+        Command::Retention(args) => ops::retention::run(&config, &args).await,
+        Command::Backup(args) => ops::backup::backup(&config, &args).await,
+        Command::Restore(args) => ops::backup::restore(&config, &args).await,
+        Command::Export(args) => ops::export::run(&config, &args).await,
+        Command::Bench { .. } | Command::Simulate(_) => unreachable!("handled above"),
     }
 }
 

@@ -8,6 +8,7 @@ use gatelog_api::{build_server, AppState};
 use gatelog_core::Read;
 use gatelog_local_store::Store;
 use gatelog_metrics::Metrics;
+use gatelog_sync::SyncActor;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -41,6 +42,8 @@ pub fn check_exposure(config: &Config) -> anyhow::Result<()> {
 /// A built gatelog: store open, listener bound, actors started, HTTP
 /// server ready to run. Tests build one on port 0 and read its address.
 pub struct Application {
+    /// Held while serving, so no second server or restore takes the store.
+    lock: gatelog_local_store::lock::StoreLock,
     addr: SocketAddr,
     store: Store,
     server: gatelog_api::Server,
@@ -54,6 +57,7 @@ impl Application {
     /// Opens the store, binds `server.bind` and starts every actor.
     pub async fn build(config: Config, options: ServeOptions) -> anyhow::Result<Self> {
         check_exposure(&config)?;
+        let lock = gatelog_local_store::lock::StoreLock::try_acquire(&config.store.path)?;
         let metrics = Metrics::new();
         let opened = Store::open(
             &config.store,
@@ -85,9 +89,25 @@ impl Application {
             }
         }));
 
-        // The live feed for WebSocket clients. Sync status is plugged in
-        // here once the sync actor publishes it.
-        let (broadcast_actor, broadcast) = gatelog_api::broadcaster(&store, metrics.clone(), None);
+        let target = config
+            .sync_target()
+            .map_err(|e| anyhow::anyhow!("bad configuration: {e}"))?;
+        let (sync, sync_handle) =
+            SyncActor::new(config.sync.clone(), target, store.clone(), metrics.clone());
+        let sync = Arc::new(sync);
+        actors.spawn(supervise("sync", shutdown.clone(), metrics.clone(), {
+            let token = shutdown.clone();
+            move || {
+                let sync = sync.clone();
+                let token = token.clone();
+                async move { sync.run(token).await }
+            }
+        }));
+
+        // The live feed for WebSocket clients, with the sync actor's
+        // status as its `sync_status` source.
+        let (broadcast_actor, broadcast) =
+            gatelog_api::broadcaster(&store, metrics.clone(), Some(sync_handle.status()));
         let broadcast_actor = Arc::new(broadcast_actor);
         actors.spawn(supervise(
             "broadcaster",
@@ -106,12 +126,15 @@ impl Application {
         if options.demo {
             spawn_demo(&mut actors, &store, &config, &shutdown, &metrics);
         }
+        crate::ops::retention::spawn_daily(&mut actors, &store, &config, &shutdown, &metrics);
 
         let state = AppState {
             store: store.clone(),
             metrics: metrics.clone(),
             validation: config.validation.clone(),
             body_limit: config.server.body_limit_bytes,
+            sync: sync_handle,
+            security: crate::ops::security(&config),
             broadcaster: broadcast.clone(),
             image_dir: config.server.image_dir.clone(),
         };
@@ -121,10 +144,11 @@ impl Application {
             bind = %addr,
             store = %config.store.path.display(),
             site = %config.site.id,
-            sync = ?config.sync.target,
+            sync = config.sync.target.as_str(),
             "gatelog is serving"
         );
         Ok(Self {
+            lock,
             addr,
             store,
             server,
@@ -151,6 +175,7 @@ impl Application {
         stop: impl std::future::Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let Self {
+            lock,
             store,
             server,
             shutdown,
@@ -176,6 +201,7 @@ impl Application {
         shutdown.cancel();
         while actors.join_next().await.is_some() {}
         store.close().await;
+        drop(lock);
         tracing::info!("gatelog stopped");
         match http_result {
             Some(Ok(Err(e))) => Err(e).context("the HTTP server failed"),

@@ -1,10 +1,13 @@
 //! One module per resource.
 
 pub mod dashboard;
+pub mod export;
 pub mod health;
 pub mod logs;
 pub mod recognitions;
+pub mod session;
 pub mod stats;
+pub mod sync;
 pub mod ws;
 
 use actix_web::web;
@@ -13,7 +16,15 @@ use actix_web::web;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/api/v1/recognitions").route(web::post().to(recognitions::post)))
         .service(web::resource("/api/v1/logs").route(web::get().to(logs::list)))
+        .service(web::resource("/api/v1/logs/export").route(web::get().to(export::export)))
+        .service(
+            web::resource("/api/v1/session")
+                .route(web::post().to(session::create))
+                .route(web::delete().to(session::delete)),
+        )
+        .service(web::resource("/login").route(web::get().to(session::login)))
         .service(web::resource("/api/v1/logs/{id}").route(web::get().to(logs::get)))
+        .service(web::resource("/api/v1/sync/status").route(web::get().to(sync::status)))
         .service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
         .service(web::resource("/metrics").route(web::get().to(health::metrics)))

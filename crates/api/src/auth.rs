@@ -1,0 +1,568 @@
+//! Who may do what: bearer keys, dashboard sessions, per-key rate limits
+//! and the request timeout, applied by one middleware before routing.
+//!
+//! # Access classes
+//! A request is classified by its path alone, before routing, so routes
+//! added later are covered without being listed here. Anything not named
+//! below is a read: deny by default.
+//! - **open**: `/healthz`, `/readyz` and `/metrics`, which probes and
+//!   Prometheus call without a key and which carry no container data and
+//!   no secret; `/api/v1/session`, which checks the key itself; and
+//!   `/login`, the sign-in form.
+//! - **ingest**: `/api/v1/recognitions`. Needs an ingest key.
+//! - **read**: every other path: the rest of `/api/…`, `/ws/…`, `/` and
+//!   the dashboard's assets. Needs a read key.
+//!
+//! # Credentials
+//! - `Authorization: Bearer <key>`. Keys are held only as SHA-256 digests
+//!   and compared in constant time against every configured key.
+//! - The `gatelog_session` cookie, for reads only. Browsers cannot set
+//!   headers on a WebSocket, so the dashboard posts its read key once to
+//!   `POST /api/v1/session` and gets an `HttpOnly; SameSite=Strict` cookie
+//!   holding a signed token that expires after `auth.session_ttl_secs`.
+//!   Page scripts cannot read the cookie, other sites cannot send it, and
+//!   a cookie-authenticated request whose `Origin` is neither this host nor
+//!   in `server.cors_origins` is refused, which stops cross-site WebSocket
+//!   hijacking. The token is an HMAC-SHA256 under a random secret made at
+//!   start-up and never stored, so a restart ends every session. A cookie
+//!   never authorizes ingest. A browser that navigates to a page without
+//!   a session is redirected to `/login`, a plain form that posts the key
+//!   to `/api/v1/session` and needs no script.
+//!
+//! With no key configured at all, every class is open; `serve` then binds
+//! only loopback addresses. With some keys configured, a class whose list
+//! is empty is closed to everyone.
+//!
+//! # Limits
+//! Each key (a session counts as its read key) has a token bucket of
+//! `limits.burst` requests refilled at `limits.rate_per_sec`; an empty
+//! bucket answers 429 with `Retry-After`. Open paths, and every request
+//! when no keys are configured, are not rate limited. Every request must
+//! reach its response head within `server.request_timeout_secs` or gets
+//! 408, which covers clients that send their body slowly.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::{web, HttpRequest, ResponseError};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::{LimitsConfig, ServerConfig};
+use crate::{ApiError, AppState};
+
+/// The name of the dashboard's session cookie.
+pub const SESSION_COOKIE: &str = "gatelog_session";
+
+const INGEST_REQUIRED: &str =
+    "a valid ingest key is required: send Authorization: Bearer <ingest key>";
+const READ_REQUIRED: &str =
+    "a valid read key is required: send Authorization: Bearer <read key>, or sign in through POST /api/v1/session";
+const CROSS_ORIGIN: &str =
+    "the session cookie is not accepted from another origin; send Authorization: Bearer <read key>";
+
+/// What a path needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Open,
+    Ingest,
+    Read,
+}
+
+/// Classifies a path (as the router will match it).
+pub fn classify(path: &str) -> Access {
+    match path {
+        "/healthz" | "/readyz" | "/metrics" | "/api/v1/session" | "/login" => Access::Open,
+        "/api/v1/recognitions" => Access::Ingest,
+        p if p.starts_with("/api/v1/recognitions/") => Access::Ingest,
+        _ => Access::Read,
+    }
+}
+
+/// Who a request was authenticated as: a key's kind and position, never
+/// the key itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Principal {
+    Ingest(usize),
+    Read(usize),
+}
+
+/// What [`Security::new`] needs from the configuration.
+pub struct SecurityConfig<'a> {
+    pub ingest_keys: &'a [SecretString],
+    pub read_keys: &'a [SecretString],
+    /// How long a dashboard session lasts.
+    pub session_ttl: Duration,
+    pub limits: &'a LimitsConfig,
+    pub server: &'a ServerConfig,
+}
+
+/// Keys, sessions and limits, shared by every worker.
+pub struct Security {
+    /// SHA-256 digests of the ingest keys.
+    ingest: Vec<[u8; 32]>,
+    /// SHA-256 digests of the read keys.
+    read: Vec<[u8; 32]>,
+    sessions: Sessions,
+    /// `None` when rate limiting is off.
+    limiter: Option<RateLimiter>,
+    request_timeout: Duration,
+    /// Origins besides this host from which the session cookie is taken.
+    cors_origins: Vec<String>,
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Security")
+            .field("ingest_keys", &self.ingest.len())
+            .field("read_keys", &self.read.len())
+            .field("rate_limited", &self.limiter.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Security {
+    pub fn new(c: SecurityConfig<'_>) -> Self {
+        let digests = |keys: &[SecretString]| -> Vec<[u8; 32]> {
+            keys.iter()
+                .map(|k| digest(k.expose_secret().as_bytes()))
+                .collect()
+        };
+        Self {
+            ingest: digests(c.ingest_keys),
+            read: digests(c.read_keys),
+            sessions: Sessions::new(c.session_ttl),
+            limiter: (c.limits.rate_per_sec > 0.0)
+                .then(|| RateLimiter::new(c.limits.rate_per_sec, c.limits.burst)),
+            request_timeout: Duration::from_secs(c.server.request_timeout_secs.max(1)),
+            cors_origins: c.server.cors_origins.clone(),
+        }
+    }
+
+    /// No keys and no limits: everything open, as on a loopback bind with
+    /// no keys configured.
+    pub fn open() -> Self {
+        Self::new(SecurityConfig {
+            ingest_keys: &[],
+            read_keys: &[],
+            session_ttl: Duration::from_secs(3600),
+            limits: &LimitsConfig {
+                rate_per_sec: 0.0,
+                burst: 1,
+            },
+            server: &ServerConfig::default(),
+        })
+    }
+
+    /// True when no key is configured at all.
+    pub fn is_open(&self) -> bool {
+        self.ingest.is_empty() && self.read.is_empty()
+    }
+
+    /// The position of `key` among the read keys.
+    pub fn read_key(&self, key: &str) -> Option<usize> {
+        find(&self.read, &digest(key.as_bytes()))
+    }
+
+    /// A new session token for read key `index`, and its lifetime.
+    pub fn issue_session(&self, index: usize) -> (String, Duration) {
+        (self.sessions.issue(index, unix_now()), self.sessions.ttl)
+    }
+
+    /// Checks a request's credentials for `access`. `Ok(None)` means no
+    /// key is configured, so nobody is identified.
+    pub fn authenticate(
+        &self,
+        req: &HttpRequest,
+        access: Access,
+    ) -> Result<Option<Principal>, ApiError> {
+        if access == Access::Open || self.is_open() {
+            return Ok(None);
+        }
+        let denied = ApiError::Unauthorized(match access {
+            Access::Ingest => INGEST_REQUIRED,
+            _ => READ_REQUIRED,
+        });
+        if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+            let token = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, t)| t.trim());
+            let Some(token) = token else {
+                return Err(denied);
+            };
+            let d = digest(token.as_bytes());
+            let found = match access {
+                Access::Ingest => find(&self.ingest, &d).map(Principal::Ingest),
+                _ => find(&self.read, &d).map(Principal::Read),
+            };
+            return found.map(Some).ok_or(denied);
+        }
+        if access == Access::Read {
+            if let Some(token) = cookie(req, SESSION_COOKIE) {
+                if let Some(index) = self.sessions.verify(token, self.read.len(), unix_now()) {
+                    if !self.same_or_allowed_origin(req) {
+                        return Err(ApiError::Unauthorized(CROSS_ORIGIN));
+                    }
+                    return Ok(Some(Principal::Read(index)));
+                }
+            }
+        }
+        Err(denied)
+    }
+
+    /// Takes one token from `who`'s bucket, or says how long to wait.
+    pub fn admit(&self, who: Principal) -> Result<(), ApiError> {
+        match &self.limiter {
+            Some(l) => l
+                .acquire(who, Instant::now())
+                .map_err(|wait| ApiError::RateLimited {
+                    retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+                }),
+            None => Ok(()),
+        }
+    }
+
+    /// A browser sends `Origin` on WebSocket handshakes and on cross-origin
+    /// requests; it must name this host or an allowed origin.
+    fn same_or_allowed_origin(&self, req: &HttpRequest) -> bool {
+        let Some(origin) = req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return true;
+        };
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok());
+        let origin_host = origin.split_once("://").map(|(_, h)| h);
+        (origin_host.is_some() && origin_host == host)
+            || self.cors_origins.iter().any(|o| o == origin)
+    }
+}
+
+/// The middleware: authenticate, rate-limit, then run the request under
+/// the timeout.
+pub async fn guard(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(deny(
+            req,
+            ApiError::Internal("the app has no security state".into()),
+        ));
+    };
+    let security = &state.security;
+    let access = classify(req.match_info().as_str());
+    match security.authenticate(req.request(), access) {
+        Ok(Some(who)) => {
+            if let Err(e) = security.admit(who) {
+                return Ok(deny(req, e));
+            }
+        }
+        Ok(None) => {}
+        Err(_) if access == Access::Read && is_page_navigation(req.request()) => {
+            // A person opening the dashboard: send them to sign in.
+            return Ok(req
+                .into_response(
+                    actix_web::HttpResponse::SeeOther()
+                        .insert_header((header::LOCATION, "/login"))
+                        .finish(),
+                )
+                .map_into_right_body());
+        }
+        Err(e) => return Ok(deny(req, e)),
+    }
+    // The request cannot be cloned before routing (the router needs it
+    // unshared), so a timeout leaves as an error, which actix answers with
+    // the error's own response.
+    let path = req.path().to_string();
+    match tokio::time::timeout(security.request_timeout, next.call(req)).await {
+        Ok(res) => res.map(ServiceResponse::map_into_left_body),
+        Err(_) => {
+            tracing::info!(%path, "request timed out");
+            Err(ApiError::Timeout.into())
+        }
+    }
+}
+
+/// A browser loading a page (not the API, not a WebSocket): a GET that
+/// accepts HTML, outside `/api/` and `/ws/`.
+fn is_page_navigation(req: &HttpRequest) -> bool {
+    let path = req.path();
+    req.method() == actix_web::http::Method::GET
+        && !path.starts_with("/api/")
+        && !path.starts_with("/ws/")
+        && req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"))
+}
+
+fn deny<B>(req: ServiceRequest, e: ApiError) -> ServiceResponse<EitherBody<B>> {
+    req.into_response(e.error_response()).map_into_right_body()
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// The position of `d` in `keys`. Every key is compared, in constant
+/// time, whichever matches.
+fn find(keys: &[[u8; 32]], d: &[u8; 32]) -> Option<usize> {
+    let mut found = None;
+    for (i, k) in keys.iter().enumerate() {
+        if bool::from(k.ct_eq(d)) {
+            found = Some(i);
+        }
+    }
+    found
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+fn cookie<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Signed, expiring session tokens: `<expires>.<key index>.<nonce>.<mac>`,
+/// the MAC an HMAC-SHA256 of the first three parts.
+struct Sessions {
+    /// Random per process, never written anywhere.
+    secret: [u8; 32],
+    ttl: Duration,
+}
+
+impl Sessions {
+    fn new(ttl: Duration) -> Self {
+        let mut secret = [0u8; 32];
+        rand::rng().fill_bytes(&mut secret);
+        Self { secret, ttl }
+    }
+
+    fn mac(&self, payload: &str) -> Hmac<Sha256> {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes a key of any length");
+        mac.update(b"gatelog-session-v1.");
+        mac.update(payload.as_bytes());
+        mac
+    }
+
+    fn issue(&self, index: usize, now: i64) -> String {
+        let mut nonce = [0u8; 16];
+        rand::rng().fill_bytes(&mut nonce);
+        let expires = now + self.ttl.as_secs() as i64;
+        let payload = format!("{expires}.{index}.{}", URL_SAFE_NO_PAD.encode(nonce));
+        let tag = self.mac(&payload).finalize().into_bytes();
+        format!("{payload}.{}", URL_SAFE_NO_PAD.encode(tag))
+    }
+
+    /// The read key index of a valid, unexpired token.
+    fn verify(&self, token: &str, read_keys: usize, now: i64) -> Option<usize> {
+        if token.len() > 256 {
+            return None;
+        }
+        let (payload, tag) = token.rsplit_once('.')?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        self.mac(payload).verify_slice(&tag).ok()?;
+        let mut parts = payload.split('.');
+        let expires: i64 = parts.next()?.parse().ok()?;
+        let index: usize = parts.next()?.parse().ok()?;
+        (expires > now && index < read_keys).then_some(index)
+    }
+}
+
+/// One token bucket per principal. The map holds at most one entry per
+/// configured key, so it cannot grow without bound.
+struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<Principal, Bucket>>,
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl RateLimiter {
+    fn new(rate_per_sec: f64, burst: u32) -> Self {
+        Self {
+            rate: rate_per_sec,
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes a token, or returns how long until one is there.
+    fn acquire(&self, who: Principal, now: Instant) -> Result<(), Duration> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let b = buckets.entry(who).or_insert(Bucket {
+            tokens: self.burst,
+            at: now,
+        });
+        let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
+        b.tokens = (b.tokens + elapsed * self.rate).min(self.burst);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - b.tokens) / self.rate))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn security() -> Security {
+        Security::new(SecurityConfig {
+            ingest_keys: &[SecretString::from("ingest-key-1")],
+            read_keys: &[
+                SecretString::from("read-key-1"),
+                SecretString::from("read-key-2"),
+            ],
+            session_ttl: Duration::from_secs(60),
+            limits: &LimitsConfig::default(),
+            server: &ServerConfig::default(),
+        })
+    }
+
+    #[test]
+    fn paths_are_classified_deny_by_default() {
+        for (path, access) in [
+            ("/healthz", Access::Open),
+            ("/metrics", Access::Open),
+            ("/api/v1/session", Access::Open),
+            ("/login", Access::Open),
+            ("/api/v1/recognitions", Access::Ingest),
+            ("/api/v1/logs", Access::Read),
+            ("/api/v1/logs/export", Access::Read),
+            ("/ws/logs", Access::Read),
+            ("/", Access::Read),
+            ("/assets/app.js", Access::Read),
+            ("/healthz/", Access::Read),
+            ("//api/v1/recognitions", Access::Read),
+        ] {
+            assert_eq!(classify(path), access, "{path}");
+        }
+    }
+
+    #[test]
+    fn keys_open_only_their_own_class() {
+        let s = security();
+        let bearer = |k: &str| {
+            TestRequest::default()
+                .insert_header((header::AUTHORIZATION, format!("Bearer {k}")))
+                .to_http_request()
+        };
+        assert_eq!(
+            s.authenticate(&bearer("ingest-key-1"), Access::Ingest)
+                .unwrap(),
+            Some(Principal::Ingest(0))
+        );
+        assert_eq!(
+            s.authenticate(&bearer("read-key-2"), Access::Read).unwrap(),
+            Some(Principal::Read(1))
+        );
+        assert!(s
+            .authenticate(&bearer("read-key-1"), Access::Ingest)
+            .is_err());
+        assert!(s
+            .authenticate(&bearer("ingest-key-1"), Access::Read)
+            .is_err());
+        assert!(s.authenticate(&bearer("read-key-"), Access::Read).is_err());
+        let none = TestRequest::default().to_http_request();
+        assert!(s.authenticate(&none, Access::Read).is_err());
+        assert_eq!(s.authenticate(&none, Access::Open).unwrap(), None);
+    }
+
+    #[test]
+    fn session_tokens_verify_expire_and_resist_tampering() {
+        let s = Sessions::new(Duration::from_secs(60));
+        let t = s.issue(1, 1_000);
+        assert_eq!(s.verify(&t, 2, 1_000), Some(1));
+        assert_eq!(s.verify(&t, 2, 1_060), None, "expired");
+        assert_eq!(s.verify(&t, 1, 1_000), None, "key no longer there");
+        let forged = t.replacen("1060.1.", "9999999999.1.", 1);
+        assert_eq!(s.verify(&forged, 2, 1_000), None);
+        let other = Sessions::new(Duration::from_secs(60));
+        assert_eq!(other.verify(&t, 2, 1_000), None, "another process's token");
+        assert_eq!(s.verify("garbage", 2, 1_000), None);
+    }
+
+    #[test]
+    fn cookies_are_refused_from_foreign_origins() {
+        let s = security();
+        let token = s.issue_session(0).0;
+        let req = |origin: Option<&str>| {
+            let mut r = TestRequest::default()
+                .insert_header((header::HOST, "gate.example:8080"))
+                .insert_header((
+                    header::COOKIE,
+                    format!("theme=dark; {SESSION_COOKIE}={token}"),
+                ));
+            if let Some(o) = origin {
+                r = r.insert_header((header::ORIGIN, o));
+            }
+            r.to_http_request()
+        };
+        assert!(s.authenticate(&req(None), Access::Read).is_ok());
+        assert!(s
+            .authenticate(&req(Some("http://gate.example:8080")), Access::Read)
+            .is_ok());
+        assert!(s
+            .authenticate(&req(Some("https://evil.example")), Access::Read)
+            .is_err());
+        assert!(
+            s.authenticate(&req(None), Access::Ingest).is_err(),
+            "a cookie never ingests"
+        );
+    }
+
+    #[test]
+    fn buckets_refill_at_the_rate() {
+        let l = RateLimiter::new(2.0, 3);
+        let t0 = Instant::now();
+        let who = Principal::Read(0);
+        for _ in 0..3 {
+            l.acquire(who, t0).unwrap();
+        }
+        let wait = l.acquire(who, t0).unwrap_err();
+        assert!((0.49..=0.51).contains(&wait.as_secs_f64()), "{wait:?}");
+        assert!(
+            l.acquire(Principal::Ingest(0), t0).is_ok(),
+            "buckets are per key"
+        );
+        l.acquire(who, t0 + Duration::from_millis(500)).unwrap();
+        assert!(l.acquire(who, t0 + Duration::from_millis(500)).is_err());
+    }
+}

@@ -1,0 +1,159 @@
+//! `POST /api/v1/session` and `DELETE /api/v1/session`: the dashboard's
+//! sign-in.
+//!
+//! The dashboard posts its read key once, as `{"key": "…"}` or as
+//! `Authorization: Bearer …`, and gets back a `gatelog_session` cookie:
+//! `HttpOnly` (page scripts cannot read it), `SameSite=Strict` (other
+//! sites cannot send it), `Path=/`, and `Secure` when the request came
+//! over HTTPS (directly or as a proxy says). The browser then presents it
+//! on REST calls and on the `/ws/logs` handshake, which cannot carry an
+//! `Authorization` header. The key itself is never stored in the browser
+//! by gatelog. See [`crate::auth`] for the token.
+//!
+//! `GET /login` serves a plain sign-in form that posts form-encoded to the
+//! same endpoint and is redirected to `/` with the cookie; browsers that
+//! open a page without a session are sent there.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+use crate::auth::SESSION_COOKIE;
+use crate::{ApiError, AppState};
+
+/// The largest sign-in body read.
+const MAX_BODY: usize = 4096;
+
+pub async fn create(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let security = &state.security;
+    // The sign-in form posts form-encoded and wants a page back; scripts
+    // post JSON and want JSON.
+    let form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if security.is_open() {
+        return Ok(if form {
+            see_other("/")
+        } else {
+            HttpResponse::Ok().json(json!({"status": "ok", "auth": "off"}))
+        });
+    }
+    if body.len() > MAX_BODY {
+        return Err(ApiError::TooLarge { limit: MAX_BODY });
+    }
+    let key = match bearer(&req) {
+        Some(k) => k,
+        None if form => serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+            .ok()
+            .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "key"))
+            .map(|(_, v)| v)
+            .unwrap_or_default(),
+        None => {
+            let v: Value = serde_json::from_slice(&body).map_err(|_| {
+                ApiError::MalformedJson("send {\"key\": \"<read key>\"} as JSON".into())
+            })?;
+            v.get("key")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| ApiError::bad_param("key", "key must be a string"))?
+        }
+    };
+    let Some(index) = security.read_key(&key) else {
+        if form {
+            return Ok(HttpResponse::Unauthorized()
+                .content_type("text/html; charset=utf-8")
+                .body(login_page(Some("That is not a read key."))));
+        }
+        return Err(ApiError::Unauthorized(
+            "that is not a read key; the dashboard needs a read key",
+        ));
+    };
+    let (token, ttl) = security.issue_session(index);
+    let set_cookie = cookie(&req, &token, ttl.as_secs());
+    if form {
+        let mut res = see_other("/");
+        res.headers_mut().insert(
+            header::SET_COOKIE,
+            header::HeaderValue::from_str(&set_cookie)
+                .map_err(|_| ApiError::Internal("the session cookie is not a header".into()))?,
+        );
+        return Ok(res);
+    }
+    let expires = chrono::Utc::now() + chrono::Duration::seconds(ttl.as_secs() as i64);
+    Ok(HttpResponse::Ok()
+        .insert_header((header::SET_COOKIE, set_cookie))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({
+            "status": "ok",
+            "expires_at": expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        })))
+}
+
+/// `GET /login`: the sign-in form, for browsers sent here without a
+/// session.
+pub async fn login() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(login_page(None))
+}
+
+fn see_other(location: &'static str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+/// A page with no script and no outside resource.
+fn login_page(error: Option<&str>) -> String {
+    let error = error
+        .map(|e| format!("<p role=\"alert\" style=\"color:#b00020\">{e}</p>"))
+        .unwrap_or_default();
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>gatelog: sign in</title></head>
+<body style="font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem">
+<h1>gatelog</h1>
+<p>Enter a read key to open the dashboard.</p>{error}
+<form method="post" action="/api/v1/session">
+<label for="key">Read key</label><br>
+<input id="key" name="key" type="password" autocomplete="current-password" required autofocus style="width:100%">
+<p><button type="submit">Sign in</button></p>
+</form></body></html>
+"#
+    )
+}
+
+/// Signs out: the browser drops the cookie.
+pub async fn delete(req: HttpRequest) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::SET_COOKIE, cookie(&req, "", 0)))
+        .json(json!({"status": "ok"}))
+}
+
+fn bearer(req: &HttpRequest) -> Option<String> {
+    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+}
+
+fn cookie(req: &HttpRequest, value: &str, max_age: u64) -> String {
+    let secure = if req.connection_info().scheme() == "https" {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{SESSION_COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
+    )
+}

@@ -1,0 +1,59 @@
+//! Operator commands: retention, backup, restore, export and simulate,
+//! with the progress display they share.
+//!
+//! Each command is one module with its clap arguments and an async `run`.
+//! SQL stays in `local-store`; these modules open what they need, report
+//! progress on stderr (so `export` can write data to stdout), and print a
+//! one-line summary at the end.
+
+pub mod backup;
+pub mod export;
+pub mod progress;
+pub mod retention;
+pub mod simulate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatelog_api::auth::{Security, SecurityConfig};
+
+use crate::config::Config;
+
+/// The API's keys, sessions and limits, from the configuration.
+pub fn security(config: &Config) -> Arc<Security> {
+    if !config.auth.is_open() && config.auth.read_keys.is_empty() {
+        tracing::warn!("auth.read_keys is empty: nobody can read the API or open the dashboard");
+    }
+    if !config.auth.is_open() && config.auth.ingest_keys.is_empty() {
+        tracing::warn!("auth.ingest_keys is empty: nobody can post recognitions");
+    }
+    for key in config.auth.ingest_keys.iter().chain(&config.auth.read_keys) {
+        use secrecy::ExposeSecret;
+        if key.expose_secret().len() < 16 {
+            tracing::warn!(
+                "a configured key is shorter than 16 characters; use long random keys, \
+                 such as the output of `openssl rand -hex 32`"
+            );
+            break;
+        }
+    }
+    Arc::new(Security::new(SecurityConfig {
+        ingest_keys: &config.auth.ingest_keys,
+        read_keys: &config.auth.read_keys,
+        session_ttl: Duration::from_secs(config.auth.session_ttl_secs),
+        limits: &config.limits,
+        server: &config.server,
+    }))
+}
+
+/// Refuses to work on a store file that is not there, rather than
+/// creating an empty one.
+pub(crate) fn require_store(config: &Config) -> anyhow::Result<()> {
+    if !config.store.path.is_file() {
+        anyhow::bail!(
+            "there is no store at {} (store.path); nothing to do",
+            config.store.path.display()
+        );
+    }
+    Ok(())
+}

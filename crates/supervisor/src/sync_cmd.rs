@@ -1,0 +1,81 @@
+//! `gatelog sync status`, `gatelog sync retry` and `gatelog migrate
+//! --central`.
+//!
+//! Status and retry work on the local file, beside a running `serve` or
+//! without one: SQLite's locks let a second process read, and take the
+//! write lock briefly for a retry. A running sync actor picks retried rows
+//! up at its next look at the backlog.
+
+use anyhow::Context;
+use gatelog_local_store::Store;
+use gatelog_metrics::Metrics;
+use gatelog_sync::SyncStatus;
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+async fn open(
+    config: &Config,
+) -> anyhow::Result<(Store, CancellationToken, tokio::task::JoinHandle<()>)> {
+    let opened = Store::open(
+        &config.store,
+        &config.dedup,
+        &config.site.id,
+        Metrics::new(),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot open the local store at {}",
+            config.store.path.display()
+        )
+    })?;
+    let token = CancellationToken::new();
+    let writer = opened.writer;
+    let stop = token.clone();
+    let task = tokio::spawn(async move {
+        if let Err(e) = writer.run(stop).await {
+            tracing::error!(error = %e, "local store writer failed");
+        }
+    });
+    Ok((opened.store, token, task))
+}
+
+pub async fn status(config: &Config, list: u32) -> anyhow::Result<()> {
+    let (store, token, task) = open(config).await?;
+    let status = SyncStatus::from_store(&store, config.sync_kind()).await?;
+    println!("{}", serde_json::to_string_pretty(&status)?);
+    if status.dead_letters > 0 && list > 0 {
+        println!("\ndead letters (retry with `gatelog sync retry [ID…]`):");
+        for d in store.dead_letters(list as usize).await? {
+            println!("  {}  {}  {}", d.passage.id, d.passage.container, d.reason);
+        }
+    }
+    token.cancel();
+    let _ = task.await;
+    store.close().await;
+    Ok(())
+}
+
+pub async fn retry(config: &Config, ids: Vec<uuid::Uuid>) -> anyhow::Result<()> {
+    let (store, token, task) = open(config).await?;
+    let ids = if ids.is_empty() { None } else { Some(ids) };
+    let n = gatelog_sync::retry_dead_letters(&store, ids).await?;
+    println!("{n} dead letters put back in the sync backlog");
+    token.cancel();
+    let _ = task.await;
+    store.close().await;
+    Ok(())
+}
+
+pub async fn migrate_central(config: &Config) -> anyhow::Result<()> {
+    let url: &SecretString = config
+        .postgres
+        .url
+        .as_ref()
+        .context("migrate --central needs postgres.url (DATABASE_URL)")?;
+    gatelog_sync::migrate_central(url).await?;
+    println!("central schema applied");
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! The `postgres` target: a direct connection to PostgreSQL, including
+//! Supabase's direct or pooled connection strings.
+//!
+//! Each batch is one transaction holding one `INSERT … SELECT FROM UNNEST
+//! (…) ON CONFLICT (id) DO UPDATE … WHERE container_logs.version <
+//! excluded.version`: a retried batch changes nothing, and an older state
+//! never overwrites a newer one. Binding one array per column keeps the
+//! statement the same size whatever the batch size, which PostgreSQL
+//! parses faster than thousands of scalar parameters.
+//!
+//! The statement is unnamed (`persistent(false)`) and runs inside an
+//! explicit transaction, so it works through a transaction-mode pooler
+//! (PgBouncer, Supavisor): no prepared statement outlives its transaction.
+//!
+//! # Layout
+//! - `config`: [`PostgresConfig`].
+//! - `service`: the pool, the upsert and the classification of errors.
+
+mod config;
+pub(crate) mod service;
+
+pub use config::PostgresConfig;

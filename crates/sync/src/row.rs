@@ -1,0 +1,77 @@
+//! The central row: how a local passage looks in `container_logs`.
+
+use chrono::{DateTime, Utc};
+use gatelog_core::Passage;
+use serde::Serialize;
+use uuid::Uuid;
+
+/// The columns sync writes, in the order both targets send them. The
+/// names are plain identifiers, so PostgREST's `columns=` takes them
+/// unquoted.
+pub(crate) const COLUMNS: [&str; 17] = [
+    "id",
+    "site_id",
+    "captured_at",
+    "container_owner",
+    "container_number",
+    "check_digit",
+    "check_digit_ok",
+    "flags",
+    "source_video",
+    "cropped_image_ref",
+    "camera_id",
+    "confidence",
+    "seen_count",
+    "last_seen_at",
+    "created_at",
+    "updated_at",
+    "version",
+];
+
+/// One passage as JSON for the REST target. Field names match
+/// [`COLUMNS`].
+#[derive(Debug, Serialize)]
+pub(crate) struct CentralRow<'a> {
+    id: Uuid,
+    site_id: &'a str,
+    captured_at: DateTime<Utc>,
+    container_owner: &'a str,
+    container_number: &'a str,
+    check_digit: Option<i16>,
+    check_digit_ok: bool,
+    /// The bit set of [`gatelog_core::Flags`].
+    flags: i16,
+    source_video: Option<&'a str>,
+    cropped_image_ref: Option<&'a str>,
+    camera_id: Option<&'a str>,
+    confidence: Option<f64>,
+    seen_count: i64,
+    last_seen_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: i64,
+}
+
+impl<'a> From<&'a Passage> for CentralRow<'a> {
+    fn from(p: &'a Passage) -> Self {
+        Self {
+            id: p.id,
+            site_id: &p.site_id,
+            captured_at: p.captured_at,
+            container_owner: &p.container_owner,
+            container_number: &p.container_number,
+            check_digit: p.check_digit.map(i16::from),
+            check_digit_ok: p.check_digit_ok,
+            flags: i16::from(p.flags.bits()),
+            source_video: p.source_video.as_deref(),
+            cropped_image_ref: p.cropped_image_ref.as_deref(),
+            camera_id: p.camera_id.as_deref(),
+            confidence: p.confidence,
+            seen_count: p.seen_count,
+            last_seen_at: p.last_seen_at,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+            version: p.version,
+        }
+    }
+}

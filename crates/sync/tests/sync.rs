@@ -1,0 +1,382 @@
+//! The sync actor against the real PostgreSQL at 127.0.0.1:5432, directly
+//! and through a real `postrust` (PostgREST-compatible) server, with a TCP
+//! proxy in the path that the tests cut, restore and stall.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use gatelog_sync::{PostgresConfig, Sink, SupabaseConfig, SyncConfig, Target};
+
+/// How a scenario reaches the centre.
+enum Via {
+    Direct,
+    Rest,
+}
+
+/// The pieces a scenario needs: the database, the optional postrust, and
+/// a proxy in front of whichever the actor talks to.
+struct Central {
+    db: TestDb,
+    _postrust: Option<Postrust>,
+    proxy: Proxy,
+    via: Via,
+}
+
+impl Central {
+    async fn new(via: Via) -> Option<Self> {
+        let db = TestDb::new().await?;
+        let (postrust, upstream) = match via {
+            Via::Direct => (None, "127.0.0.1:5432".parse().unwrap()),
+            Via::Rest => {
+                let p = Postrust::start(&db).await?;
+                let addr = p.addr;
+                (Some(p), addr)
+            }
+        };
+        let proxy = Proxy::start(upstream).await;
+        Some(Self {
+            db,
+            _postrust: postrust,
+            proxy,
+            via,
+        })
+    }
+
+    /// The target, through the proxy.
+    fn target(&self) -> Target {
+        match self.via {
+            Via::Direct => Target::Postgres(PostgresConfig::new(self.db.url_via(self.proxy.addr))),
+            Via::Rest => Target::Supabase(SupabaseConfig {
+                rest_path: String::new(),
+                ..SupabaseConfig::new(format!("http://{}", self.proxy.addr), service_key())
+            }),
+        }
+    }
+}
+
+async fn assert_central_equals_local(central: &Central, local: &Local) {
+    let here = local.ids_and_versions().await;
+    let there = central.db.ids_and_versions().await;
+    assert_eq!(
+        there.len(),
+        here.len(),
+        "every passage central exactly once"
+    );
+    assert_eq!(there, here, "same ids, same versions");
+}
+
+async fn cut_path_while_ingesting(via: Via) {
+    init_log();
+    let Some(central) = Central::new(via).await else {
+        return;
+    };
+    let local = Local::open().await;
+    local.ingest("ABCU", 0, 300).await;
+    let running = Running::start(&local, fast_config(), central.target());
+
+    // Keep ingesting the whole time, in small commits.
+    let ingest = {
+        let store_local = &local;
+        async move {
+            for i in 0..40u32 {
+                store_local.ingest("ABCU", 1_000 + i * 25, 25).await;
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+        }
+    };
+    let outage = async {
+        // Let some rows arrive, then cut the path mid-stream.
+        let db = &central.db;
+        wait_for(20, "first rows central", || async { db.count().await > 0 }).await;
+        central.proxy.cut();
+        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        let during = central.db.count().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            central.db.count().await,
+            during,
+            "nothing arrives while cut"
+        );
+        central.proxy.restore();
+    };
+    tokio::join!(ingest, outage);
+
+    drained(&local, 30).await;
+    assert_central_equals_local(&central, &local).await;
+    assert_eq!(local.ids_and_versions().await.len(), 1_300);
+    assert!(
+        local.metrics.sync_retries_total.get() > 0,
+        "the cut was felt"
+    );
+    let status = running.handle.status().borrow().clone();
+    assert_eq!(status.pending, 0);
+    assert_eq!(status.dead_letters, 0);
+    assert!(status.last_success_at.is_some());
+    running.stop().await;
+    local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_target_survives_a_cut_path() {
+    cut_path_while_ingesting(Via::Direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_target_survives_a_cut_path() {
+    cut_path_while_ingesting(Via::Rest).await;
+}
+
+/// The target commits but the reply is lost, so the client times out and
+/// retries. The retry must change nothing centrally: every row keeps the
+/// transaction id (`xmin`) of the one commit that wrote it.
+async fn commit_then_timeout(via: Via, commit_marker: &[u8]) {
+    init_log();
+    let Some(central) = Central::new(via).await else {
+        return;
+    };
+    let local = Local::open().await;
+    local.ingest("TMOU", 0, 200).await;
+    central.proxy.stall_reply_after(commit_marker);
+    let config = SyncConfig {
+        request_timeout_ms: 700,
+        ..fast_config()
+    };
+    let running = Running::start(&local, config, central.target());
+    drained(&local, 30).await;
+    assert!(
+        central
+            .proxy
+            .stalled
+            .load(std::sync::atomic::Ordering::SeqCst),
+        "a reply was swallowed"
+    );
+    assert!(
+        local.metrics.sync_retries_total.get() >= 1,
+        "the client timed out and retried"
+    );
+    assert_central_equals_local(&central, &local).await;
+    let xmins: i64 = sqlx::query_scalar("SELECT count(DISTINCT xmin::text) FROM container_logs")
+        .fetch_one(&central.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(xmins, 1, "the retry rewrote nothing");
+    running.stop().await;
+    local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_commit_then_timeout_changes_nothing() {
+    // sqlx commits with a simple query "COMMIT".
+    commit_then_timeout(Via::Direct, b"COMMIT\0").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_commit_then_timeout_changes_nothing() {
+    commit_then_timeout(Via::Rest, b"POST /container_logs").await;
+}
+
+/// A central CHECK refuses one row. It becomes a dead letter, every other
+/// row arrives, and the actor goes idle instead of spinning.
+async fn poison_row(via: Via) {
+    init_log();
+    let Some(central) = Central::new(via).await else {
+        return;
+    };
+    sqlx::raw_sql(
+        "ALTER TABLE container_logs ADD CONSTRAINT no_badu CHECK (container_owner <> 'BADU')",
+    )
+    .execute(&central.db.pool)
+    .await
+    .unwrap();
+    let local = Local::open().await;
+    local.ingest("GOOU", 0, 150).await;
+    local.ingest("BADU", 150, 1).await;
+    local.ingest("GOOU", 151, 149).await;
+    let running = Running::start(&local, fast_config(), central.target());
+
+    let store = local.store.clone();
+    wait_for(20, "one dead letter and an empty backlog", || {
+        let store = store.clone();
+        async move {
+            let b = store.sync_backlog().await.unwrap();
+            b.pending == 0 && b.dead_letters == 1
+        }
+    })
+    .await;
+    assert_eq!(central.db.count().await, 299, "every other row arrived");
+    let dead = local.store.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].passage.container_owner, "BADU");
+    assert!(
+        dead[0].reason.contains("23514"),
+        "reason: {}",
+        dead[0].reason
+    );
+
+    // Nothing spins: no retries, and no batch is sent while idle.
+    let batches = |r: &str| {
+        local
+            .metrics
+            .sync_batches_total
+            .with_label_values(&[r])
+            .get()
+    };
+    let before = (batches("ok"), batches("dead_letter"), batches("retry"));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        (batches("ok"), batches("dead_letter"), batches("retry")),
+        before
+    );
+    assert_eq!(before.1, 1);
+    assert_eq!(before.2, 0, "a rejection is not retried");
+    assert_eq!(local.metrics.sync_dead_letters.get(), 1);
+    let status = running.handle.status().borrow().clone();
+    assert_eq!(status.dead_letters, 1);
+
+    // Once the centre accepts the row, a retry by command delivers it.
+    sqlx::raw_sql("ALTER TABLE container_logs DROP CONSTRAINT no_badu")
+        .execute(&central.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(running.handle.retry_dead_letters(None).await.unwrap(), 1);
+    drained(&local, 20).await;
+    let store = local.store.clone();
+    wait_for(10, "no dead letters", || {
+        let store = store.clone();
+        async move { store.sync_backlog().await.unwrap().dead_letters == 0 }
+    })
+    .await;
+    assert_central_equals_local(&central, &local).await;
+    running.stop().await;
+    local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_poison_row_becomes_a_dead_letter() {
+    poison_row(Via::Direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_poison_row_becomes_a_dead_letter() {
+    poison_row(Via::Rest).await;
+}
+
+/// A passage that changes after it was synced is sent again, and an older
+/// state sent late never overwrites the newer one.
+async fn changed_passage(via: Via) {
+    init_log();
+    let Some(central) = Central::new(via).await else {
+        return;
+    };
+    let local = Local::open().await;
+    let t0 = at(0);
+    local
+        .store
+        .writer()
+        .write(vec![read("CSQU3054383", t0)])
+        .await
+        .unwrap();
+    let running = Running::start(&local, fast_config(), central.target());
+    drained(&local, 20).await;
+    let old = local.store.recent(1).await.unwrap().remove(0);
+    assert_eq!(old.version, 1);
+
+    // A repeat read 60 s later joins the passage: version 2, seen twice.
+    local
+        .store
+        .writer()
+        .write(vec![read(
+            "CSQU3054383",
+            t0 + chrono::Duration::seconds(60),
+        )])
+        .await
+        .unwrap();
+    drained(&local, 20).await;
+    let (seen, version, last_seen): (i32, i64, i64) = sqlx::query_as(
+        "SELECT seen_count, version, (extract(epoch FROM last_seen_at) * 1000000)::int8 \
+         FROM container_logs WHERE id = $1::uuid",
+    )
+    .bind(old.id.to_string())
+    .fetch_one(&central.db.pool)
+    .await
+    .unwrap();
+    assert_eq!((seen, version), (2, 2));
+    assert_eq!(
+        last_seen,
+        (t0 + chrono::Duration::seconds(60)).timestamp_micros()
+    );
+    running.stop().await;
+
+    // A late retry of version 1 (as after a lost reply) arrives now.
+    let sink = Sink::new(&central.target(), &fast_config()).unwrap();
+    sink.send(std::slice::from_ref(&old)).await.unwrap();
+    sink.close().await;
+    let (seen, version): (i32, i64) =
+        sqlx::query_as("SELECT seen_count, version FROM container_logs WHERE id = $1::uuid")
+            .bind(old.id.to_string())
+            .fetch_one(&central.db.pool)
+            .await
+            .unwrap();
+    assert_eq!((seen, version), (2, 2), "the older state was ignored");
+    assert_eq!(central.db.count().await, 1);
+    local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_changed_passage_newest_wins() {
+    changed_passage(Via::Direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_changed_passage_newest_wins() {
+    changed_passage(Via::Rest).await;
+}
+
+/// The central migration applies twice without error and sets up the
+/// roles, grants and policies.
+#[tokio::test]
+async fn central_migration_is_idempotent_and_locked_down() {
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    gatelog_sync::migrate_central(&db.url.clone().into())
+        .await
+        .expect("second application succeeds");
+    let rls: bool =
+        sqlx::query_scalar("SELECT relrowsecurity FROM pg_class WHERE relname = 'container_logs'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert!(rls);
+    let privs: Vec<(String, bool, bool)> = sqlx::query_as(
+        "SELECT r, has_table_privilege(r, 'public.container_logs', 'SELECT'), \
+                has_table_privilege(r, 'public.container_logs', 'INSERT') \
+         FROM unnest(ARRAY['anon', 'authenticated', 'service_role']) AS r ORDER BY r",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        privs,
+        vec![
+            ("anon".into(), false, false),
+            ("authenticated".into(), true, false),
+            ("service_role".into(), true, true),
+        ]
+    );
+    let indexes: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_indexes WHERE tablename = 'container_logs' \
+         AND indexname IN ('idx_container_logs_owner_number', 'idx_container_logs_captured_at')",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(indexes, 2);
+    let deleted: i64 = sqlx::query_scalar("SELECT public.container_logs_retention('30 days')")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 0);
+}
