@@ -16,6 +16,9 @@ pub struct ServerConfig {
     pub client_request_timeout_ms: u64,
     /// How long shutdown waits for in-flight requests, in seconds.
     pub shutdown_timeout_secs: u64,
+    /// The folder whose image files the dashboard may show, read-only, as
+    /// the cropped image of a passage. None: only http(s) image URLs show.
+    pub image_dir: Option<std::path::PathBuf>,
     /// How long an idle keep-alive connection stays open, in seconds;
     /// 0 turns keep-alive off.
     pub keep_alive_secs: u64,
@@ -42,6 +45,7 @@ impl Default for ServerConfig {
             body_limit_bytes: 1024 * 1024,
             client_request_timeout_ms: 5_000,
             shutdown_timeout_secs: 30,
+            image_dir: None,
             keep_alive_secs: 5,
             client_disconnect_timeout_ms: 1_000,
             request_timeout_secs: 30,

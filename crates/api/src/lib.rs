@@ -15,10 +15,13 @@
 //! - [`wire`]: JSON bodies to [`gatelog_core::RawRead`], naming the field
 //!   of any type error.
 //! - [`routes`]: one module per resource.
+//! - [`broadcast`]: the broadcaster actor that fans committed writes out
+//!   to WebSocket clients without ever waiting for one.
 //! - [`server`]: the app factory and the server, which takes a bound
 //!   listener so tests can use port 0.
 
 pub mod auth;
+pub mod broadcast;
 pub mod config;
 pub mod cors;
 pub mod error;
@@ -28,6 +31,7 @@ pub mod wire;
 
 /// The running HTTP server, re-exported so callers need not know actix-web.
 pub use actix_web::dev::Server;
+pub use broadcast::{broadcaster, BroadcastActor, BroadcastHandle};
 pub use config::{LimitsConfig, ServerConfig};
 pub use error::ApiError;
 pub use server::{build_server, AppState};

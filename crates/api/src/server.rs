@@ -1,6 +1,7 @@
 //! The app factory and the HTTP server.
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use gatelog_core::ValidationConfig;
 use gatelog_local_store::Store;
 use gatelog_metrics::Metrics;
 
+use crate::broadcast::BroadcastHandle;
 use crate::{routes, ServerConfig};
 
 /// What every handler can reach. Cloned into each worker.
@@ -26,6 +28,11 @@ pub struct AppState {
     pub sync: gatelog_sync::SyncHandle,
     /// Keys, sessions and rate limits; see [`crate::auth`].
     pub security: Arc<crate::auth::Security>,
+    /// The live feed for WebSocket clients, and where failed saves are
+    /// announced.
+    pub broadcaster: BroadcastHandle,
+    /// The folder cropped images are served from (`server.image_dir`).
+    pub image_dir: Option<PathBuf>,
 }
 
 /// Builds the server on a listener that is already bound, so tests can bind

@@ -14,6 +14,8 @@
 //!   decisions are exact under any concurrency and survive restarts.
 //! - [`query`]: reads for the API: filtered keyset pages, one passage with
 //!   its sightings, the most recent passages.
+//! - [`stats`]: counts of passages, reads, repeats and flagged reads per
+//!   hour or day.
 //! - [`rows`]: the mapping between SQLite rows and [`gatelog_core`] types.
 //! - [`error`]: [`StoreError`], which tells callers whether the store is
 //!   unavailable (answer 503) or the request was wrong.
@@ -33,6 +35,7 @@ pub mod lock;
 pub mod query;
 pub mod retention;
 mod rows;
+pub mod stats;
 pub mod sync_state;
 pub mod writer;
 
@@ -50,6 +53,7 @@ pub use config::StoreConfig;
 pub use error::StoreError;
 pub use query::{Cursor, LogFilter, Order, Page, SyncFilter};
 pub use retention::RetentionReport;
+pub use stats::{Bucket, BucketCounts, Stats};
 pub use writer::{Outcome, OutcomeKind, WriterActor, WriterHandle};
 
 use gatelog_core::{DedupConfig, Passage, Sighting};

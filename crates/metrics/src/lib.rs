@@ -21,6 +21,10 @@ pub struct Metrics {
     /// Reads by outcome: `accepted` (opened a passage), `duplicate`
     /// (joined one) or `invalid` (rejected with a 422).
     pub recognitions_total: IntCounterVec,
+    /// Accepted reads (new or duplicate) that carry a validation flag, such
+    /// as a missing or wrong check digit. Divided by the accepted and
+    /// duplicate reads it gives the flagged ratio.
+    pub recognitions_flagged_total: IntCounter,
     /// How long one group commit (one transaction, one fsync) takes.
     pub store_commit_seconds: Histogram,
     /// How many reads each group commit carried.
@@ -39,6 +43,12 @@ pub struct Metrics {
     pub sync_last_success_timestamp_seconds: prometheus::Gauge,
     /// Connected WebSocket clients.
     pub ws_clients: IntGauge,
+    /// Live frames a slow WebSocket client did not get; it was sent a
+    /// `resync` notice instead.
+    pub ws_skipped_frames_total: IntCounter,
+    /// WebSocket connections closed by the server or the client, by
+    /// `reason` (`client`, `stalled`, `heartbeat`, `shutdown`).
+    pub ws_disconnects_total: IntCounterVec,
     /// HTTP requests by route pattern and status code.
     pub http_requests_total: IntCounterVec,
     /// HTTP request latency by route pattern.
@@ -55,6 +65,11 @@ impl Metrics {
             recognitions_total: IntCounterVec::new(
                 Opts::new("gatelog_recognitions_total", "Reads received, by result."),
                 &["result"],
+            )
+            .expect("valid metric"),
+            recognitions_flagged_total: IntCounter::new(
+                "gatelog_recognitions_flagged_total",
+                "Accepted reads that carry a validation flag (check digit missing or wrong, unknown category).",
             )
             .expect("valid metric"),
             store_commit_seconds: Histogram::with_opts(
@@ -112,6 +127,19 @@ impl Metrics {
             .expect("valid metric"),
             ws_clients: IntGauge::new("gatelog_ws_clients", "Connected WebSocket clients.")
                 .expect("valid metric"),
+            ws_skipped_frames_total: IntCounter::new(
+                "gatelog_ws_skipped_frames_total",
+                "Live frames skipped for slow WebSocket clients, which got a resync notice instead.",
+            )
+            .expect("valid metric"),
+            ws_disconnects_total: IntCounterVec::new(
+                Opts::new(
+                    "gatelog_ws_disconnects_total",
+                    "WebSocket connections closed, by reason.",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
             http_requests_total: IntCounterVec::new(
                 Opts::new(
                     "gatelog_http_requests_total",
@@ -150,12 +178,21 @@ impl Metrics {
         for r in ["ok", "retry", "dead_letter"] {
             m.sync_batches_total.with_label_values(&[r]);
         }
+        for r in ["client", "stalled", "heartbeat", "shutdown"] {
+            m.ws_disconnects_total.with_label_values(&[r]);
+        }
+        // The components the supervisor runs, so restart panels show zero
+        // rather than no data.
+        for c in ["writer", "broadcaster", "sync", "demo"] {
+            m.component_restarts_total.with_label_values(&[c]);
+        }
         m
     }
 
     fn register_all(&self) {
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(self.recognitions_total.clone()),
+            Box::new(self.recognitions_flagged_total.clone()),
             Box::new(self.store_commit_seconds.clone()),
             Box::new(self.store_commit_reads.clone()),
             Box::new(self.sync_pending.clone()),
@@ -165,6 +202,8 @@ impl Metrics {
             Box::new(self.sync_dead_letters.clone()),
             Box::new(self.sync_last_success_timestamp_seconds.clone()),
             Box::new(self.ws_clients.clone()),
+            Box::new(self.ws_skipped_frames_total.clone()),
+            Box::new(self.ws_disconnects_total.clone()),
             Box::new(self.http_requests_total.clone()),
             Box::new(self.http_request_duration_seconds.clone()),
             Box::new(self.component_restarts_total.clone()),
@@ -214,6 +253,9 @@ mod tests {
             "gatelog_sync_dead_letters",
             "gatelog_sync_last_success_timestamp_seconds",
             "gatelog_ws_clients",
+            "gatelog_recognitions_flagged_total",
+            "gatelog_ws_skipped_frames_total",
+            "gatelog_ws_disconnects_total{reason=\"stalled\"}",
             "gatelog_http_requests_total{route=\"/healthz\",status=\"200\"}",
             "gatelog_http_request_duration_seconds_bucket",
         ] {

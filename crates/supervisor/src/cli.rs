@@ -62,6 +62,8 @@ pub enum BenchCommand {
     Ingest(crate::bench::IngestArgs),
     /// Search latency over a generated store.
     Search(crate::bench::SearchArgs),
+    /// WebSocket push latency and memory per idle client.
+    Ws(crate::bench_ws::WsArgs),
 }
 
 #[derive(Debug, Subcommand)]

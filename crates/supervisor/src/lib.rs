@@ -14,10 +14,12 @@
 //! - [`sync_cmd`]: `gatelog sync status|retry` and `migrate --central`.
 //! - [`feed`]: a realistic simulated camera feed, for `--demo`.
 //! - [`bench`]: `gatelog bench`, the measurements in BENCHMARKS.md.
+//! - [`bench_ws`]: `gatelog bench ws`, live feed latency and memory.
 //! - [`ops`]: the operator commands `retention`, `backup`, `restore`,
 //!   `export` and `simulate`, and their progress display.
 
 pub mod bench;
+pub mod bench_ws;
 pub mod cli;
 pub mod config;
 pub mod feed;

@@ -36,6 +36,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return match which {
             BenchCommand::Ingest(args) => bench::ingest(args).await,
             BenchCommand::Search(args) => bench::search(args).await,
+            BenchCommand::Ws(args) => gatelog_supervisor::bench_ws::ws(args).await,
         };
     }
     // simulate talks to a server elsewhere; the local config plays no part.

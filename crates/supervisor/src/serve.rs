@@ -49,6 +49,8 @@ pub struct Application {
     server: gatelog_api::Server,
     shutdown: CancellationToken,
     actors: JoinSet<()>,
+    /// Closes WebSocket connections at shutdown, before HTTP drains.
+    broadcast: gatelog_api::BroadcastHandle,
 }
 
 impl Application {
@@ -116,6 +118,25 @@ impl Application {
             }
         }));
 
+        // The live feed for WebSocket clients, with the sync actor's
+        // status as its `sync_status` source.
+        let (broadcast_actor, broadcast) =
+            gatelog_api::broadcaster(&store, metrics.clone(), Some(sync_handle.status()));
+        let broadcast_actor = Arc::new(broadcast_actor);
+        actors.spawn(supervise(
+            "broadcaster",
+            shutdown.clone(),
+            metrics.clone(),
+            {
+                let token = shutdown.clone();
+                move || {
+                    let actor = broadcast_actor.clone();
+                    let token = token.clone();
+                    async move { actor.run(token).await }
+                }
+            },
+        ));
+
         if options.demo {
             spawn_demo(&mut actors, &store, &config, &shutdown, &metrics);
         }
@@ -128,6 +149,8 @@ impl Application {
             body_limit: config.server.body_limit_bytes,
             sync: sync_handle,
             security: crate::ops::security(&config),
+            broadcaster: broadcast.clone(),
+            image_dir: config.server.image_dir.clone(),
         };
         let server = build_server(listener, state, &config.server)
             .context("cannot start the HTTP server")?;
@@ -145,6 +168,7 @@ impl Application {
             server,
             shutdown,
             actors,
+            broadcast,
         })
     }
 
@@ -170,6 +194,7 @@ impl Application {
             server,
             shutdown,
             mut actors,
+            broadcast,
             ..
         } = self;
         let handle = server.handle();
@@ -179,6 +204,9 @@ impl Application {
             r = &mut http => Some(r),
         };
         tracing::info!("shutting down: draining HTTP requests");
+        // Live connections never finish by themselves; close them first so
+        // the graceful stop does not wait out its timeout.
+        broadcast.close_clients();
         handle.stop(true).await;
         if http_result.is_none() {
             let _ = http.await;
@@ -207,20 +235,26 @@ fn spawn_demo(
     let writer = store.writer().clone();
     let validation = config.validation.clone();
     let token = shutdown.clone();
+    let feed_metrics = metrics.clone();
     actors.spawn(supervise("demo", shutdown.clone(), metrics.clone(), move || {
         let writer = writer.clone();
         let validation = validation.clone();
         let token = token.clone();
+        let feed_metrics = feed_metrics.clone();
         async move {
             feed::run(FeedConfig::default(), token, move |body| {
                 let writer = writer.clone();
                 let validation = validation.clone();
+                let feed_metrics = feed_metrics.clone();
                 async move {
                     let read = gatelog_api::wire::raw_read(&body).and_then(|raw| Read::parse(raw, &validation));
                     match read {
                         Ok(read) => {
-                            if let Err(e) = writer.write(vec![read]).await {
-                                tracing::warn!(error = %e, "demo read not stored");
+                            let flagged = !read.flags.is_empty();
+                            match writer.write(vec![read]).await {
+                                Ok(_) if flagged => feed_metrics.recognitions_flagged_total.inc(),
+                                Ok(_) => {}
+                                Err(e) => tracing::warn!(error = %e, "demo read not stored"),
                             }
                         }
                         Err(e) => tracing::debug!(error = %e, "demo read rejected, as a real one would be"),

@@ -1,11 +1,14 @@
 //! One module per resource.
 
+pub mod dashboard;
 pub mod export;
 pub mod health;
 pub mod logs;
 pub mod recognitions;
 pub mod session;
+pub mod stats;
 pub mod sync;
+pub mod ws;
 
 use actix_web::web;
 
@@ -24,5 +27,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/api/v1/sync/status").route(web::get().to(sync::status)))
         .service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
-        .service(web::resource("/metrics").route(web::get().to(health::metrics)));
+        .service(web::resource("/metrics").route(web::get().to(health::metrics)))
+        .service(web::resource("/api/v1/stats").route(web::get().to(stats::get)))
+        .service(web::resource("/ws/logs").route(web::get().to(ws::logs)))
+        .service(web::resource("/").route(web::get().to(dashboard::index)))
+        .service(web::resource("/app.js").route(web::get().to(dashboard::script)))
+        .service(web::resource("/style.css").route(web::get().to(dashboard::style)))
+        .service(web::resource("/images").route(web::get().to(dashboard::image)));
 }

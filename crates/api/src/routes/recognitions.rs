@@ -64,13 +64,14 @@ async fn single(state: &AppState, item: Value) -> Result<HttpResponse, ApiError>
             .inc();
         ApiError::Validation(e)
     })?;
-    let outcome = state
-        .store
-        .writer()
-        .write(vec![read])
+    let flagged = !read.flags.is_empty();
+    let outcome = write(state, vec![read])
         .await?
         .pop()
         .ok_or_else(|| ApiError::Internal("the writer answered no outcome".into()))?;
+    if flagged && !outcome.replayed {
+        state.metrics.recognitions_flagged_total.inc();
+    }
     let status = match outcome.kind {
         OutcomeKind::Created => StatusCode::CREATED,
         OutcomeKind::Joined => StatusCode::OK,
@@ -101,7 +102,18 @@ async fn batch(state: &AppState, items: Vec<Value>) -> Result<HttpResponse, ApiE
         .iter()
         .filter_map(|p| p.as_ref().ok().cloned())
         .collect();
-    let mut outcomes = state.store.writer().write(reads).await?.into_iter();
+    let flags: Vec<bool> = reads.iter().map(|r| !r.flags.is_empty()).collect();
+    let outcomes = write(state, reads).await?;
+    let flagged = outcomes
+        .iter()
+        .zip(flags)
+        .filter(|(o, f)| *f && !o.replayed)
+        .count();
+    state
+        .metrics
+        .recognitions_flagged_total
+        .inc_by(flagged as u64);
+    let mut outcomes = outcomes.into_iter();
     let mut results = Vec::with_capacity(parsed.len());
     for p in &parsed {
         match p {
@@ -115,6 +127,21 @@ async fn batch(state: &AppState, items: Vec<Value>) -> Result<HttpResponse, ApiE
         }
     }
     Ok(HttpResponse::Ok().json(json!({ "results": results })))
+}
+
+/// Writes through the store; a failure is also announced to live
+/// dashboards, since the camera that sent the read may be unattended.
+async fn write(state: &AppState, reads: Vec<Read>) -> Result<Vec<Outcome>, ApiError> {
+    let n = reads.len();
+    state.store.writer().write(reads).await.map_err(|e| {
+        let err = ApiError::from(e);
+        if matches!(err, ApiError::Unavailable) {
+            state.broadcaster.publish_error(format!(
+                "{n} read(s) could not be saved: the local store is unavailable; the sender was asked to retry"
+            ));
+        }
+        err
+    })
 }
 
 /// The SPEC's result object for one committed read.

@@ -1,0 +1,137 @@
+//! `GET /api/v1/stats?from&to&bucket=hour|day`: counts per time bucket.
+//!
+//! `from` and `to` are RFC 3339 times; `to` defaults to now and `from` to
+//! 24 hours (hourly buckets) or 30 days (daily buckets) before `to`.
+//! Buckets are whole UTC hours or days. A range may span at most
+//! [`MAX_BUCKETS`] buckets, so one request has a bounded cost.
+
+use std::collections::HashSet;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Duration, Utc};
+use gatelog_local_store::Bucket;
+
+use crate::{ApiError, AppState};
+
+/// The most buckets one request may ask for: 31 days of hours, or about
+/// two years of days.
+pub const MAX_BUCKETS: i64 = 744;
+
+#[derive(Debug, Clone, PartialEq)]
+struct Params {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    bucket: Bucket,
+}
+
+fn parse_params(query: &str, now: DateTime<Utc>) -> Result<Params, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|_| ApiError::bad_param("query", "the query string is not valid URL encoding"))?;
+    let (mut from, mut to, mut bucket) = (None, None, Bucket::Hour);
+    let mut seen = HashSet::new();
+    for (key, value) in pairs {
+        let name = match key.as_str() {
+            "from" => "from",
+            "to" => "to",
+            "bucket" => "bucket",
+            other => {
+                let other: String = other.chars().take(40).collect();
+                return Err(ApiError::bad_param(
+                    &other,
+                    format!("unknown parameter {other:?}; known: from, to, bucket"),
+                ));
+            }
+        };
+        if !seen.insert(name) {
+            return Err(ApiError::bad_param(
+                name,
+                format!("{name} is given more than once"),
+            ));
+        }
+        match name {
+            "from" => from = Some(time(name, &value)?),
+            "to" => to = Some(time(name, &value)?),
+            _ => {
+                bucket = match value.as_str() {
+                    "hour" => Bucket::Hour,
+                    "day" => Bucket::Day,
+                    _ => return Err(ApiError::bad_param("bucket", "bucket must be hour or day")),
+                }
+            }
+        }
+    }
+    let to = to.unwrap_or(now);
+    let from = from.unwrap_or_else(|| match bucket {
+        Bucket::Hour => to - Duration::hours(24),
+        Bucket::Day => to - Duration::days(30),
+    });
+    if from > to {
+        return Err(ApiError::bad_param("from", "from must not be after to"));
+    }
+    let span = (to - from).num_microseconds().unwrap_or(i64::MAX) / bucket.micros();
+    if span >= MAX_BUCKETS {
+        return Err(ApiError::bad_param(
+            "from",
+            format!(
+                "the range spans more than {MAX_BUCKETS} {} buckets; narrow from and to, or use bucket=day",
+                bucket.as_str()
+            ),
+        ));
+    }
+    Ok(Params { from, to, bucket })
+}
+
+fn time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            ApiError::bad_param(
+                name,
+                format!("{name} must be an RFC 3339 time, such as 2024-05-01T00:00:00Z"),
+            )
+        })
+}
+
+pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let p = parse_params(req.query_string(), Utc::now())?;
+    let stats = state.store.stats(p.from, p.to, p.bucket).await?;
+    Ok(HttpResponse::Ok().json(stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        "2024-05-02T12:34:56Z".parse().unwrap()
+    }
+
+    #[test]
+    fn bad_values_name_their_parameter() {
+        for (q, p) in [
+            ("bucket=week", "bucket"),
+            ("from=yesterday", "from"),
+            ("to=2024-13-01T00:00:00Z", "to"),
+            ("from=2024-05-02T00:00:00Z&to=2024-05-01T00:00:00Z", "from"),
+            ("from=2020-01-01T00:00:00Z&bucket=hour", "from"),
+            ("bucket=hour&bucket=day", "bucket"),
+            ("step=1", "step"),
+        ] {
+            match parse_params(q, now()).unwrap_err() {
+                ApiError::BadParameter { param, .. } => assert_eq!(param, p, "{q}"),
+                other => panic!("{q}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_cover_a_day_of_hours_or_a_month_of_days() {
+        let p = parse_params("", now()).unwrap();
+        assert_eq!(
+            (p.bucket, p.to - p.from),
+            (Bucket::Hour, Duration::hours(24))
+        );
+        let p = parse_params("bucket=day", now()).unwrap();
+        assert_eq!((p.bucket, p.to - p.from), (Bucket::Day, Duration::days(30)));
+    }
+}

@@ -1,0 +1,418 @@
+//! `gatelog bench ws`: the live feed's push latency and memory per client.
+//!
+//! The server under test is this binary, started as a child process
+//! (`gatelog serve`) on loopback, as `bench ingest` does. The benchmark
+//! then measures:
+//!
+//! - memory per 1,000 idle WebSocket clients: the server's RSS before and
+//!   after that many clients connect and take their `initial_data`;
+//! - push latency with 1, 100 and 1,000 connected clients: one read is
+//!   POSTed at a time, and each client notes when the read's `new_log`
+//!   frame arrives. Latency is counted from the moment the POST's 2xx ack
+//!   reaches the poster (and, for reference, from when the POST was sent).
+//!   A frame that arrives before the ack counts as zero.
+//!
+//! The clients run in this process, on the same cores as the server, so
+//! the figures include the cost of receiving 1,000 copies of each frame.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use chrono::Utc;
+use clap::Args;
+use futures_util::StreamExt;
+use gatelog_core::{CheckDigit, OwnerCode, SerialNumber};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Debug, Clone, Args)]
+pub struct WsArgs {
+    /// Folder for the server's store. Default: a new temporary folder.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Connected client counts to measure push latency at.
+    #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
+    pub clients: Vec<usize>,
+    /// Reads posted, one at a time, per client count.
+    #[arg(long, default_value_t = 200)]
+    pub posts: usize,
+    /// Pause between posts, in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    pub pause_ms: u64,
+    /// Idle clients for the memory measurement.
+    #[arg(long, default_value_t = 1000)]
+    pub idle: usize,
+    /// Passages in each idle client's `initial_data` (the `limit` it asks
+    /// for), to see how memory follows what a client was sent.
+    #[arg(long, default_value_t = 10)]
+    pub initial: u32,
+}
+
+/// Raises the open-file limit to its hard maximum, for this process and
+/// the server it starts: each client is one socket on each side.
+fn raise_nofile() -> anyhow::Result<libc::rlim_t> {
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            bail!("getrlimit failed: {}", std::io::Error::last_os_error());
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                bail!("setrlimit failed: {}", std::io::Error::last_os_error());
+            }
+        }
+        Ok(lim.rlim_cur)
+    }
+}
+
+/// A `gatelog serve` child process on a free loopback port.
+struct Server {
+    child: tokio::process::Child,
+    addr: String,
+}
+
+impl Server {
+    async fn start(db: &Path) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = tokio::process::Command::new(std::env::current_exe()?)
+            .arg("serve")
+            .env("GATELOG_STORE__PATH", db)
+            .env("GATELOG_SERVER__BIND", &addr)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start gatelog serve")?;
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if client
+                .get(format!("http://{addr}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(Self { child, addr });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("gatelog serve did not become ready")
+    }
+
+    fn rss_kib(&self) -> f64 {
+        let pid = self.child.id().unwrap_or(0);
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse().ok())
+            .unwrap_or(f64::NAN)
+    }
+
+    async fn ws_clients(&self) -> anyhow::Result<f64> {
+        let text = reqwest::get(format!("http://{}/metrics", self.addr))
+            .await?
+            .text()
+            .await?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("gatelog_ws_clients "))
+            .and_then(|v| v.parse().ok())
+            .context("gatelog_ws_clients not found")
+    }
+
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+}
+
+/// A distinct valid container number for post `n`.
+fn container(n: u64) -> String {
+    const OWNERS: [&str; 4] = ["MSCU", "MAEU", "CMAU", "HLXU"];
+    let owner = OWNERS[(n % 4) as usize];
+    let serial = format!("{:06}", (n / 4) % 1_000_000);
+    let d = CheckDigit::compute(
+        &OwnerCode::parse(owner).expect("valid"),
+        &SerialNumber::parse(&serial).expect("valid"),
+    );
+    format!("{owner}{serial}{}", d.value())
+}
+
+/// Where a `new_log` frame's container number sits, found without parsing
+/// the whole frame, to keep the clients' own CPU use low.
+fn container_in(frame: &str) -> Option<&str> {
+    if !frame.contains(r#""type":"new_log""#) {
+        return None;
+    }
+    let start = frame.find(r#""container":""#)? + r#""container":""#.len();
+    frame.get(start..start + 11)
+}
+
+/// Connects `n` clients. Each reads `initial_data`, then reports every
+/// `new_log` it gets as (container, arrival time) on `tx`.
+async fn connect_clients(
+    addr: &str,
+    n: usize,
+    limit: u32,
+    tx: Option<mpsc::UnboundedSender<(String, Instant)>>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut tasks = Vec::with_capacity(n);
+    let (ready_tx, mut ready_rx) = mpsc::channel::<()>(n.max(1));
+    for i in 0..n {
+        let url = format!("ws://{addr}/ws/logs?limit={limit}");
+        let (ws, _) = tokio_tungstenite::connect_async(&url)
+            .await
+            .with_context(|| format!("client {i} cannot connect"))?;
+        let tx = tx.clone();
+        let ready = ready_tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let (_write, mut read) = ws.split();
+            let mut first = true;
+            while let Some(Ok(msg)) = read.next().await {
+                if let Message::Text(text) = msg {
+                    if first {
+                        first = false;
+                        let _ = ready.send(()).await;
+                        continue;
+                    }
+                    if let (Some(tx), Some(c)) = (&tx, container_in(&text)) {
+                        let _ = tx.send((c.to_string(), Instant::now()));
+                    }
+                }
+            }
+        }));
+    }
+    for _ in 0..n {
+        ready_rx
+            .recv()
+            .await
+            .context("a client closed before its initial data")?;
+    }
+    Ok(tasks)
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+pub async fn ws(args: &WsArgs) -> anyhow::Result<()> {
+    let nofile = raise_nofile()?;
+    let needed = args
+        .clients
+        .iter()
+        .copied()
+        .chain([2 * args.idle])
+        .max()
+        .unwrap_or(0);
+    if (nofile as usize) < needed * 2 + 256 {
+        bail!(
+            "the open-file limit is {nofile}, too low for {needed} clients; raise the hard limit (ulimit -Hn) to at least {}",
+            needed * 2 + 256
+        );
+    }
+    let tmp;
+    let dir = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            d.clone()
+        }
+        None => {
+            tmp = TempDir::new()?;
+            tmp.0.clone()
+        }
+    };
+    println!(
+        "# gatelog bench ws ({} posts per client count, {} ms apart; open-file limit {nofile})\n",
+        args.posts, args.pause_ms
+    );
+    let server = Server::start(&dir.join("gatelog.db")).await?;
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/api/v1/recognitions", server.addr);
+    let mut next = 0u64;
+    // Ten passages, so every client's initial data is full size.
+    for _ in 0..10 {
+        post(&http, &url, next).await?;
+        next += 1;
+    }
+
+    // Memory per idle client. A warm-up round first, so one-time growth
+    // (the read connections' page cache, per-thread allocator arenas) is
+    // not counted as per-client memory.
+    let warm = connect_clients(&server.addr, args.idle.min(200), args.initial, None).await?;
+    for t in warm {
+        t.abort();
+    }
+    wait_for_clients(&server, 0.0).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = server.rss_kib();
+    let idle = connect_clients(&server.addr, args.idle, args.initial, None).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let first = server.rss_kib();
+    let connected = server.ws_clients().await?;
+    // A second batch shows the marginal cost once the first has settled.
+    let more = connect_clients(&server.addr, args.idle, args.initial, None).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let second = server.rss_kib();
+    let per_1000 = |delta: f64| delta / 1024.0 * 1000.0 / args.idle.max(1) as f64;
+    println!("| measure | value |\n|---|---|");
+    println!(
+        "| server RSS before idle clients (after warm-up) | {:.1} MiB |",
+        before / 1024.0
+    );
+    println!(
+        "| server RSS with {} idle clients (gatelog_ws_clients = {connected}) | {:.1} MiB |",
+        args.idle,
+        first / 1024.0
+    );
+    println!(
+        "| server RSS with {} idle clients | {:.1} MiB |",
+        2 * args.idle,
+        second / 1024.0
+    );
+    println!(
+        "| memory per 1,000 idle clients: the first {} | {:.2} MiB |",
+        args.idle,
+        per_1000(first - before)
+    );
+    println!(
+        "| memory per 1,000 idle clients: the next {} | {:.2} MiB |",
+        args.idle,
+        per_1000(second - first)
+    );
+    for t in idle.into_iter().chain(more) {
+        t.abort();
+    }
+    wait_for_clients(&server, 0.0).await?;
+
+    println!(
+        "\n| clients | p50 from ack | p99 from ack | max from ack | p99 from send | frames received |\n|---|---|---|---|---|---|"
+    );
+    for &n in &args.clients {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let clients = connect_clients(&server.addr, n, 10, Some(tx)).await?;
+        let mut sent = std::collections::HashMap::new();
+        for _ in 0..args.posts {
+            let t0 = Instant::now();
+            post(&http, &url, next).await?;
+            sent.insert(container(next), (t0, Instant::now()));
+            next += 1;
+            tokio::time::sleep(Duration::from_millis(args.pause_ms)).await;
+        }
+        let expected = args.posts * n;
+        let mut from_ack = Vec::with_capacity(expected);
+        let mut from_send = Vec::with_capacity(expected);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while from_ack.len() < expected {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, rx.recv()).await {
+                Ok(Some((c, at))) => {
+                    if let Some((t0, ack)) = sent.get(&c) {
+                        from_ack.push(at.saturating_duration_since(*ack));
+                        from_send.push(at.saturating_duration_since(*t0));
+                    }
+                }
+                _ => break,
+            }
+        }
+        from_ack.sort_unstable();
+        from_send.sort_unstable();
+        println!(
+            "| {n} | {} | {} | {} | {} | {} of {expected} |",
+            ms(percentile(&from_ack, 0.5)),
+            ms(percentile(&from_ack, 0.99)),
+            ms(from_ack.last().copied().unwrap_or_default()),
+            ms(percentile(&from_send, 0.99)),
+            from_ack.len()
+        );
+        for c in clients {
+            c.abort();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    server.stop().await;
+    Ok(())
+}
+
+/// Waits until the server counts `n` clients (closed sockets take a
+/// moment to notice).
+async fn wait_for_clients(server: &Server, n: f64) -> anyhow::Result<()> {
+    for _ in 0..100 {
+        if server.ws_clients().await? == n {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!(
+        "the server still counts {} clients",
+        server.ws_clients().await?
+    )
+}
+
+async fn post(http: &reqwest::Client, url: &str, n: u64) -> anyhow::Result<()> {
+    let body = serde_json::json!({
+        "container": container(n),
+        "captured_at": Utc::now().to_rfc3339(),
+        "camera_id": "bench",
+    });
+    let r = http.post(url).json(&body).send().await?;
+    if r.status().as_u16() != 201 {
+        bail!("POST answered {}", r.status());
+    }
+    let _ = r.bytes().await;
+    Ok(())
+}
+
+/// A temporary folder removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> std::io::Result<Self> {
+        let p = std::env::temp_dir().join(format!("gatelog-bench-ws-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&p)?;
+        Ok(Self(p))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_container_of_a_new_log_frame() {
+        let frame = r#"{"type":"new_log","log":{"id":"x","site_id":"s","container":"MSCU1234566","container_owner":"MSCU"},"cursor":"c"}"#;
+        assert_eq!(container_in(frame), Some("MSCU1234566"));
+        assert_eq!(
+            container_in(r#"{"type":"duplicate","container":"MSCU1234566"}"#),
+            None
+        );
+    }
+}

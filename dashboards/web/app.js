@@ -1,0 +1,499 @@
+// gatelog dashboard: a live table of passages, search and filters, a detail
+// view, the sync indicator and a passages-per-hour chart.
+//
+// Data comes from the server's own API: GET /api/v1/logs for pages,
+// GET /api/v1/logs/{id} for details, GET /api/v1/stats for the chart, and
+// the WebSocket /ws/logs for live changes. Rows are keyed by passage id, so
+// a passage that arrives twice (from a page and from the feed) is shown
+// once. Plain JavaScript with no build step and no outside resources.
+'use strict';
+
+const TEXT = {
+  en: {
+    connecting: 'connecting', live: 'live', offline: 'offline',
+    search: 'Search', searchHint: 'Owner, serial or number prefix',
+    from: 'From', to: 'To', camera: 'Camera', check: 'Check digit',
+    all: 'All', checkOk: 'Valid', checkBad: 'Flagged', clear: 'Clear',
+    chartTitle: 'Passages per hour (last 24 h)',
+    colTime: 'Captured', colContainer: 'Container', colCamera: 'Camera',
+    colSeen: 'Seen', colLast: 'Last seen', colSync: 'Sync',
+    empty: 'No passages match.', more: 'Load more', close: 'Close',
+    sync: 'sync', off: 'off', online: 'online', syncOffline: 'offline',
+    pending: 'pending', lag: 'lag', dead: 'dead letters',
+    synced: 'synced', dead_letter: 'dead letter',
+    flagMissing: 'no check digit', flagMismatch: 'check digit wrong', flagCategory: 'unknown category',
+    sightings: 'Sightings', image: 'Cropped image', noImage: 'No image available',
+    site: 'Site', confidence: 'Confidence', video: 'Source video', firstSeen: 'First seen',
+    checkDigit: 'Check digit', raw: 'Raw input', id: 'Id', sinceResync: 'Reloaded after falling behind',
+    loadError: 'Could not load passages', passages: 'passages',
+  },
+  ko: {
+    connecting: '연결 중', live: '실시간', offline: '오프라인',
+    search: '검색', searchHint: '선사 코드, 일련번호 또는 번호 앞부분',
+    from: '시작', to: '끝', camera: '카메라', check: '체크 디지트',
+    all: '전체', checkOk: '정상', checkBad: '의심', clear: '초기화',
+    chartTitle: '시간별 통과 대수 (최근 24시간)',
+    colTime: '촬영 시각', colContainer: '컨테이너', colCamera: '카메라',
+    colSeen: '인식 횟수', colLast: '마지막 인식', colSync: '동기화',
+    empty: '조건에 맞는 통과 기록이 없습니다.', more: '더 보기', close: '닫기',
+    sync: '동기화', off: '꺼짐', online: '온라인', syncOffline: '오프라인',
+    pending: '대기', lag: '지연', dead: '실패 보관',
+    synced: '완료', dead_letter: '실패',
+    flagMissing: '체크 디지트 없음', flagMismatch: '체크 디지트 불일치', flagCategory: '알 수 없는 분류',
+    sightings: '인식 기록', image: '번호판 이미지', noImage: '이미지가 없습니다',
+    site: '사이트', confidence: '신뢰도', video: '원본 영상', firstSeen: '처음 인식',
+    checkDigit: '체크 디지트', raw: '원본 입력', id: 'ID', sinceResync: '지연되어 다시 불러왔습니다',
+    loadError: '통과 기록을 불러오지 못했습니다', passages: '대',
+  },
+};
+
+const $ = (id) => document.getElementById(id);
+const meta = (name) => (document.querySelector(`meta[name="${name}"]`) || {}).content;
+const SYNC_ENABLED = meta('gatelog-sync') === 'on';
+const IMAGES_ENABLED = meta('gatelog-images') === 'on';
+const PAGE = 50;
+/** Rows kept in the table; older ones leave as new ones arrive. */
+const MAX_ROWS = 500;
+
+let lang = chooseLanguage();
+/** Passage id -> { passage, row }. */
+const rows = new Map();
+let nextCursor = null;
+/** The feed cursor of the newest passage seen, for resuming. */
+let feedCursor = null;
+let feedCursorAt = 0;
+let socket = null;
+let reconnectDelay = 500;
+let lastSync = null;
+let loadSeq = 0;
+
+function chooseLanguage() {
+  const saved = localStorage.getItem('gatelog.lang');
+  if (saved === 'ko' || saved === 'en') return saved;
+  const langs = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || 'en'];
+  return String(langs[0]).toLowerCase().startsWith('ko') ? 'ko' : 'en';
+}
+
+function t(key) {
+  return (TEXT[lang] && TEXT[lang][key]) || TEXT.en[key] || key;
+}
+
+function applyLanguage() {
+  document.documentElement.lang = lang;
+  for (const el of document.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
+  for (const el of document.querySelectorAll('[data-i18n-placeholder]')) el.placeholder = t(el.dataset.i18nPlaceholder);
+  $('lang').textContent = lang === 'ko' ? 'English' : '한국어';
+  for (const { passage, row } of rows.values()) fillRow(row, passage);
+  renderSync();
+  setLive($('live').dataset.state);
+  loadChart();
+}
+
+function fmtTime(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  return d.toLocaleString(lang === 'ko' ? 'ko-KR' : 'en-GB', { hour12: false });
+}
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === 'class') e.className = v;
+    else if (k.startsWith('data-')) e.setAttribute(k, v);
+    else e[k] = v;
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c);
+  return e;
+}
+
+// ---- Filters --------------------------------------------------------------
+
+/** The current filters as /api/v1/logs parameters. */
+function filterParams() {
+  const p = new URLSearchParams();
+  const raw = $('search').value.toUpperCase().replace(/[\s\-./]/g, '');
+  if (raw) {
+    if (!/^[A-Z0-9]{1,11}$/.test(raw)) return null;
+    // Letters alone are an owner code: a prefix, which the index serves.
+    // Anything with digits may be a serial anywhere in the number.
+    if (/^[A-Z]+$/.test(raw)) p.set('container', raw);
+    else p.set('q', raw);
+  }
+  const from = $('from').value;
+  const to = $('to').value;
+  if (from) p.set('from', new Date(from).toISOString());
+  if (to) p.set('to', new Date(to).toISOString());
+  const camera = $('camera').value.trim();
+  if (camera) p.set('camera', camera);
+  if ($('check').value) p.set('check', $('check').value);
+  return p;
+}
+
+/** Whether a live passage belongs in the table under the current filters. */
+function matches(p) {
+  const raw = $('search').value.toUpperCase().replace(/[\s\-./]/g, '');
+  if (raw) {
+    if (/^[A-Z]+$/.test(raw) ? !p.container.startsWith(raw) : !p.container.includes(raw)) return false;
+  }
+  const at = Date.parse(p.captured_at);
+  if ($('from').value && at < new Date($('from').value).getTime()) return false;
+  if ($('to').value && at > new Date($('to').value).getTime()) return false;
+  const camera = $('camera').value.trim();
+  if (camera && p.camera_id !== camera) return false;
+  if ($('check').value === 'ok' && !p.check_digit_ok) return false;
+  if ($('check').value === 'bad' && p.check_digit_ok) return false;
+  return true;
+}
+
+async function loadPage(append) {
+  const params = filterParams();
+  const seq = ++loadSeq;
+  if (!params) {
+    clearRows();
+    updateEmpty();
+    return;
+  }
+  params.set('limit', String(PAGE));
+  if (append && nextCursor) params.set('cursor', nextCursor);
+  try {
+    const res = await fetch(`/api/v1/logs?${params}`);
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const body = await res.json();
+    if (seq !== loadSeq) return; // A newer search has started.
+    if (!append) clearRows();
+    for (const p of body.logs) upsert(p, { fresh: false, atEnd: true });
+    nextCursor = body.next_cursor;
+    $('more').hidden = !nextCursor;
+    updateEmpty();
+  } catch (e) {
+    if (seq === loadSeq) toast(`${t('loadError')}: ${e.message}`);
+  }
+}
+
+let searchTimer = null;
+function onFilterChange() {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(() => loadPage(false), 200);
+}
+
+// ---- Table ----------------------------------------------------------------
+
+function clearRows() {
+  rows.clear();
+  $('rows').replaceChildren();
+  nextCursor = null;
+}
+
+function updateEmpty() {
+  $('empty').hidden = rows.size > 0;
+}
+
+function flagText(p) {
+  const names = p.flags || [];
+  const parts = [];
+  if (names.includes('check_digit_missing')) parts.push(t('flagMissing'));
+  if (names.includes('check_digit_mismatch')) parts.push(t('flagMismatch'));
+  if (names.includes('category_unknown')) parts.push(t('flagCategory'));
+  if (!parts.length && !p.check_digit_ok) parts.push(t('flagMissing'));
+  return parts.join(', ');
+}
+
+function fillRow(row, p) {
+  const flagged = !p.check_digit_ok || (p.flags && p.flags.length > 0);
+  row.classList.toggle('flagged', flagged);
+  row.dataset.flagged = flagged ? 'true' : 'false';
+  const container = el('td', { class: 'container' }, p.container);
+  if (flagged) container.append(el('span', { class: 'flag', title: flagText(p), 'data-testid': 'flag' }, `⚠ ${flagText(p)}`));
+  const state = p.sync_state || 'pending';
+  row.replaceChildren(
+    el('td', {}, fmtTime(p.captured_at)),
+    container,
+    el('td', {}, p.camera_id || '—'),
+    el('td', { class: 'seen', 'data-testid': 'seen' }, String(p.seen_count)),
+    el('td', { class: 'last' }, fmtTime(p.last_seen_at)),
+    el('td', { class: `sync-${state}` }, t(state)),
+  );
+}
+
+/** Shows a passage, adding its row or refreshing it. */
+function upsert(p, { fresh, atEnd }) {
+  const known = rows.get(p.id);
+  if (known) {
+    known.passage = p;
+    fillRow(known.row, p);
+    return;
+  }
+  const row = el('tr', { 'data-testid': 'log-row', 'data-id': p.id });
+  fillRow(row, p);
+  row.addEventListener('click', () => openDetail(p.id));
+  rows.set(p.id, { passage: p, row });
+  const body = $('rows');
+  if (atEnd) {
+    body.append(row);
+  } else {
+    // Keep newest first by capture time; late reads slot in place.
+    const at = Date.parse(p.captured_at);
+    let before = null;
+    for (const r of body.children) {
+      const other = rows.get(r.dataset.id);
+      if (other && Date.parse(other.passage.captured_at) <= at) { before = r; break; }
+    }
+    body.insertBefore(row, before);
+  }
+  while (rows.size > MAX_ROWS && body.lastElementChild) {
+    rows.delete(body.lastElementChild.dataset.id);
+    body.lastElementChild.remove();
+  }
+  if (fresh) {
+    row.classList.add('fresh');
+    setTimeout(() => row.classList.remove('fresh'), 4000);
+  }
+  updateEmpty();
+}
+
+function onDuplicate(msg) {
+  const known = rows.get(msg.id);
+  if (!known) return;
+  known.passage = { ...known.passage, seen_count: msg.seen_count, last_seen_at: msg.last_seen_at };
+  fillRow(known.row, known.passage);
+  for (const cls of ['seen', 'last']) {
+    const cell = known.row.querySelector(`.${cls}`);
+    cell.classList.add('bump');
+    setTimeout(() => cell.classList.remove('bump'), 2000);
+  }
+}
+
+function remember(cursor, capturedAt) {
+  const at = Date.parse(capturedAt);
+  if (cursor && at >= feedCursorAt) {
+    feedCursor = cursor;
+    feedCursorAt = at;
+  }
+}
+
+// ---- Live feed ------------------------------------------------------------
+
+function setLive(state) {
+  const pill = $('live');
+  pill.dataset.state = state;
+  pill.textContent = t(state === 'live' ? 'live' : state === 'offline' ? 'offline' : 'connecting');
+}
+
+function connect() {
+  const proto = location.protocol === 'https:' ? 'wss' : 'ws';
+  const query = feedCursor ? `?since=${encodeURIComponent(feedCursor)}` : '';
+  socket = new WebSocket(`${proto}://${location.host}/ws/logs${query}`);
+  socket.addEventListener('open', () => { reconnectDelay = 500; setLive('live'); });
+  socket.addEventListener('message', (ev) => {
+    let msg;
+    try { msg = JSON.parse(ev.data); } catch { return; }
+    switch (msg.type) {
+      case 'initial_data':
+        for (const p of msg.logs) if (matches(p)) upsert(p, { fresh: query !== '', atEnd: false });
+        if (msg.logs.length) remember(msg.cursor, msg.logs[0].captured_at);
+        if (msg.complete === false) loadPage(false);
+        break;
+      case 'new_log':
+        remember(msg.cursor, msg.log.captured_at);
+        if (matches(msg.log)) upsert(msg.log, { fresh: true, atEnd: false });
+        scheduleChart();
+        break;
+      case 'duplicate':
+        onDuplicate(msg);
+        break;
+      case 'sync_status':
+        lastSync = msg;
+        renderSync();
+        break;
+      case 'error':
+        toast(msg.message);
+        break;
+      case 'resync':
+        toast(t('sinceResync'));
+        remember(msg.cursor, new Date().toISOString());
+        loadPage(false);
+        break;
+      default:
+        break;
+    }
+  });
+  socket.addEventListener('close', () => {
+    setLive('offline');
+    setTimeout(connect, reconnectDelay);
+    reconnectDelay = Math.min(reconnectDelay * 2, 15000);
+  });
+}
+
+// ---- Sync indicator -------------------------------------------------------
+
+async function loadSync() {
+  if (!SYNC_ENABLED) return;
+  try {
+    const res = await fetch('/api/v1/sync/status');
+    if (res.ok) lastSync = await res.json();
+    else lastSync = null;
+  } catch {
+    lastSync = { last_error: 'unreachable' };
+  }
+  renderSync();
+}
+
+function renderSync() {
+  const pill = $('sync');
+  const s = lastSync;
+  if (!s || s.target === 'none' || s.target === null) {
+    pill.dataset.state = 'off';
+    pill.textContent = `${t('sync')}: ${t('off')}`;
+    return;
+  }
+  const online = !s.last_error;
+  const parts = [`${t('sync')}: ${online ? t('online') : t('syncOffline')}`];
+  if (s.pending !== undefined) parts.push(`${t('pending')} ${s.pending}`);
+  if (s.oldest_pending_age_secs !== undefined && s.oldest_pending_age_secs !== null) {
+    parts.push(`${t('lag')} ${Math.round(s.oldest_pending_age_secs)}s`);
+  }
+  if (s.dead_letters !== undefined) parts.push(`${t('dead')} ${s.dead_letters}`);
+  pill.dataset.state = !online ? 'offline' : s.dead_letters > 0 ? 'degraded' : 'online';
+  pill.textContent = parts.join(' · ');
+  pill.title = s.last_error || (s.last_success_at ? fmtTime(s.last_success_at) : '');
+}
+
+// ---- Chart ----------------------------------------------------------------
+
+let chartTimer = null;
+function scheduleChart() {
+  if (chartTimer) return;
+  chartTimer = setTimeout(() => { chartTimer = null; loadChart(); }, 5000);
+}
+
+async function loadChart() {
+  try {
+    const res = await fetch('/api/v1/stats?bucket=hour');
+    if (!res.ok) return;
+    drawChart(await res.json());
+  } catch {
+    // The next refresh tries again.
+  }
+}
+
+function svg(tag, attrs, text) {
+  const e = document.createElementNS('http://www.w3.org/2000/svg', tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function drawChart(stats) {
+  const chart = $('chart');
+  const W = 720, H = 160, left = 34, bottom = 20, top = 8;
+  const buckets = stats.buckets || [];
+  const max = Math.max(1, ...buckets.map((b) => b.passages));
+  const n = Math.max(1, buckets.length);
+  const slot = (W - left) / n;
+  const nodes = [
+    svg('line', { class: 'axis', x1: left, y1: H - bottom, x2: W, y2: H - bottom }),
+    svg('text', { x: left - 4, y: top + 8, 'text-anchor': 'end' }, String(max)),
+    svg('text', { x: left - 4, y: H - bottom, 'text-anchor': 'end' }, '0'),
+  ];
+  buckets.forEach((b, i) => {
+    const h = ((H - bottom - top) * b.passages) / max;
+    const x = left + i * slot + 1;
+    const bar = svg('rect', { class: 'bar', x, y: H - bottom - h, width: Math.max(1, slot - 2), height: h, 'data-count': b.passages });
+    bar.append(svg('title', {}, `${fmtTime(b.start)}: ${b.passages} ${t('passages')}`));
+    nodes.push(bar);
+    if (i % 3 === 0) {
+      const hour = new Date(b.start).getHours();
+      nodes.push(svg('text', { x: x + slot / 2, y: H - 6, 'text-anchor': 'middle' }, `${String(hour).padStart(2, '0')}h`));
+    }
+  });
+  chart.replaceChildren(...nodes);
+  chart.setAttribute('aria-label', `${t('chartTitle')}: ${buckets.reduce((s, b) => s + b.passages, 0)}`);
+}
+
+// ---- Detail ---------------------------------------------------------------
+
+function imageUrl(ref) {
+  if (!ref) return null;
+  if (/^https?:\/\//i.test(ref)) return ref;
+  if (IMAGES_ENABLED) return `/images?ref=${encodeURIComponent(ref)}`;
+  return null;
+}
+
+async function openDetail(id) {
+  const res = await fetch(`/api/v1/logs/${encodeURIComponent(id)}`);
+  if (!res.ok) { toast(`${t('loadError')}: HTTP ${res.status}`); return; }
+  const p = await res.json();
+  $('detail-title').textContent = p.container;
+  const dl = el('dl', {});
+  const add = (k, v) => dl.append(el('dt', {}, t(k)), el('dd', {}, v === null || v === undefined || v === '' ? '—' : String(v)));
+  add('id', p.id);
+  add('firstSeen', fmtTime(p.captured_at));
+  add('colLast', fmtTime(p.last_seen_at));
+  add('colSeen', p.seen_count);
+  add('checkDigit', `${p.check_digit ?? '—'} ${p.check_digit_ok ? '✓' : `⚠ ${flagText(p)}`}`);
+  add('colCamera', p.camera_id);
+  add('site', p.site_id);
+  add('confidence', p.confidence);
+  add('video', p.source_video);
+  add('colSync', t(p.sync_state));
+  const body = [dl, el('h3', {}, t('image'))];
+  const refs = [p.cropped_image_ref, ...(p.sightings || []).map((s) => s.cropped_image_ref)];
+  const url = refs.map(imageUrl).find((u) => u);
+  if (url) body.push(el('img', { src: url, alt: `${t('image')} ${p.container}`, 'data-testid': 'crop' }));
+  else body.push(el('p', { class: 'muted' }, t('noImage')));
+  body.push(el('h3', {}, `${t('sightings')} (${(p.sightings || []).length})`));
+  const table = el('table', {}, el('thead', {}, el('tr', {},
+    el('th', {}, t('colTime')), el('th', {}, t('colCamera')), el('th', {}, t('confidence')),
+    el('th', {}, t('checkDigit')), el('th', {}, t('raw')))));
+  const tbody = el('tbody', {});
+  for (const s of p.sightings || []) {
+    tbody.append(el('tr', { 'data-testid': 'sighting-row' },
+      el('td', {}, fmtTime(s.captured_at)),
+      el('td', {}, s.camera_id || '—'),
+      el('td', {}, s.confidence ?? '—'),
+      el('td', {}, s.check_digit_ok ? '✓' : '⚠'),
+      el('td', {}, el('pre', {}, JSON.stringify(s.raw)))));
+  }
+  table.append(tbody);
+  body.push(table);
+  $('detail-body').replaceChildren(...body);
+  $('detail').hidden = false;
+}
+
+// ---- Notices --------------------------------------------------------------
+
+let toastTimer = null;
+function toast(message) {
+  const box = $('toast');
+  box.textContent = message;
+  box.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { box.hidden = true; }, 6000);
+}
+
+// ---- Start ----------------------------------------------------------------
+
+function start() {
+  for (const id of ['search', 'from', 'to', 'camera']) $(id).addEventListener('input', onFilterChange);
+  $('check').addEventListener('change', onFilterChange);
+  $('clear').addEventListener('click', () => {
+    for (const id of ['search', 'from', 'to', 'camera', 'check']) $(id).value = '';
+    loadPage(false);
+  });
+  $('more').addEventListener('click', () => loadPage(true));
+  $('close-detail').addEventListener('click', () => { $('detail').hidden = true; });
+  document.addEventListener('keydown', (e) => { if (e.key === 'Escape') $('detail').hidden = true; });
+  $('lang').addEventListener('click', () => {
+    lang = lang === 'ko' ? 'en' : 'ko';
+    localStorage.setItem('gatelog.lang', lang);
+    applyLanguage();
+  });
+  applyLanguage();
+  loadPage(false);
+  loadSync();
+  connect();
+  setInterval(loadChart, 60000);
+  setInterval(loadSync, 10000);
+}
+
+start();

@@ -1,0 +1,77 @@
+//! The dashboard in a real browser: headless Chromium driven by
+//! playwright-core (`tests/browser/dashboard.mjs`) against the real app.
+//!
+//! Needs `node`, Debian's `chromium` at /usr/bin/chromium (or `CHROMIUM`),
+//! and `npm ci` run once in `tests/browser`. Screenshots go to
+//! `tests/artifacts/`.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{Duration, Utc};
+use gatelog_tests::{container, missing, read, require_tool, TestApp};
+use reqwest::StatusCode;
+
+/// A small picture of a number plate, served from the image folder.
+const PLATE_PNG: &[u8] = include_bytes!("../browser/plate.png");
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
+}
+
+#[tokio::test]
+async fn dashboard_works_in_headless_chromium() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !require_tool("node", &["--version"], "apt-get install nodejs")
+        || !require_tool(&chromium, &["--version"], "apt-get install chromium")
+    {
+        return;
+    }
+    if !browser_dir().join("node_modules/playwright-core").is_dir() {
+        missing("playwright-core is not installed (run `npm ci` in tests/browser)");
+        return;
+    }
+
+    let images = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(images.path().join("cam1")).unwrap();
+    std::fs::write(images.path().join("cam1/plate.png"), PLATE_PNG).unwrap();
+    let image_dir = images.path().to_path_buf();
+    let app = TestApp::spawn_with(|c| c.server.image_dir = Some(image_dir)).await;
+
+    // Passages from the last two hours, so the chart has bars; two with a
+    // cropped image under the image folder.
+    let start = Utc::now() - Duration::hours(2);
+    let mut seeds: Vec<_> = (0..9).map(container).collect();
+    seeds.push("MAEU1234567".into());
+    for (i, c) in seeds.iter().enumerate() {
+        let at = (start + Duration::minutes(10 * i as i64)).to_rfc3339();
+        let mut body = read(c, &at);
+        body["camera_id"] = format!("gate-cam-{}", i % 3 + 1).into();
+        if c.starts_with("CMAU") {
+            body["cropped_image_ref"] = "cam1/plate.png".into();
+        }
+        let (s, _) = app.post(&body).await;
+        assert_eq!(s, StatusCode::CREATED, "{c}");
+    }
+
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts");
+    let out = tokio::process::Command::new("node")
+        .arg("dashboard.mjs")
+        .arg(&app.base)
+        .arg(&artifacts)
+        .current_dir(browser_dir())
+        .env("CHROMIUM", &chromium)
+        .output()
+        .await
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "the browser checks failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("ok - no console errors"), "{stdout}");
+    let shot = std::fs::metadata(artifacts.join("dashboard.png")).expect("a screenshot");
+    assert!(shot.len() > 10_000, "the screenshot is suspiciously small");
+    app.stop().await;
+}
