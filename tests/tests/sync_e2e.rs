@@ -147,6 +147,23 @@ async fn serve_replicates_to_postgres_and_reports_status() {
         (cli["target"].as_str(), cli["pending"].as_i64()),
         (Some("postgres"), Some(0))
     );
+
+    // Nothing was refused, so a retry puts nothing back, and says so.
+    let out = tokio::process::Command::new(gatelog_bin())
+        .args(["sync", "retry"])
+        .current_dir(dir.path())
+        .env("GATELOG_STORE__PATH", dir.path().join("gatelog.db"))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("0 dead letters put back"));
     pg.close().await.unwrap();
     drop_db(&name).await;
 }

@@ -14,6 +14,10 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::ops::progress::Progress;
+
+/// Dead letters put back per commit.
+const RETRY_CHUNK: usize = 500;
 
 async fn open(
     config: &Config,
@@ -60,8 +64,24 @@ pub async fn status(config: &Config, list: u32) -> anyhow::Result<()> {
 
 pub async fn retry(config: &Config, ids: Vec<uuid::Uuid>) -> anyhow::Result<()> {
     let (store, token, task) = open(config).await?;
-    let ids = if ids.is_empty() { None } else { Some(ids) };
-    let n = gatelog_sync::retry_dead_letters(&store, ids).await?;
+    let ids: Vec<uuid::Uuid> = if ids.is_empty() {
+        store
+            .dead_letters(usize::MAX)
+            .await?
+            .into_iter()
+            .map(|d| d.passage.id)
+            .collect()
+    } else {
+        ids
+    };
+    let progress = Progress::new("sync retry", Some(ids.len() as u64), "passages");
+    let mut n = 0;
+    // In chunks, so a long list shows progress and each commit stays short.
+    for chunk in ids.chunks(RETRY_CHUNK) {
+        n += gatelog_sync::retry_dead_letters(&store, Some(chunk.to_vec())).await?;
+        progress.inc(chunk.len() as u64);
+    }
+    progress.finish(&format!("{n} dead letters put back in the sync backlog"));
     println!("{n} dead letters put back in the sync backlog");
     token.cancel();
     let _ = task.await;
