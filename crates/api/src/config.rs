@@ -33,7 +33,7 @@ pub struct ServerConfig {
     /// `https://ops.example.com`. Empty (the default) turns CORS off, so
     /// browsers allow only same-origin use. In the environment,
     /// comma-separated.
-    #[serde(deserialize_with = "string_list")]
+    #[serde(deserialize_with = "origin_list")]
     pub cors_origins: Vec<String>,
 }
 
@@ -140,8 +140,8 @@ impl LimitsConfig {
 }
 
 /// A list given as a TOML array or, from the environment, as one
-/// comma-separated string.
-fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+/// comma-separated string; blanks are trimmed and empty items dropped.
+pub fn comma_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {
@@ -154,7 +154,16 @@ fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
     };
     Ok(items
         .into_iter()
-        .map(|s| s.trim().trim_end_matches('/').to_string())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect())
+}
+
+/// Origins as [`comma_list`] gives them, without a trailing slash.
+fn origin_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(comma_list(d)?
+        .into_iter()
+        .map(|s| s.trim_end_matches('/').to_string())
         .filter(|s| !s.is_empty())
         .collect())
 }

@@ -175,13 +175,13 @@ async fn raw_sqlite(dir: &Path, seconds: u64) -> anyhow::Result<(f64, f64)> {
 }
 
 /// A `gatelog serve` child process on a free loopback port.
-struct Server {
+pub(crate) struct Server {
     child: tokio::process::Child,
     base: String,
 }
 
 impl Server {
-    async fn start(db: &Path) -> anyhow::Result<Self> {
+    pub(crate) async fn start(db: &Path) -> anyhow::Result<Self> {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0")?;
             l.local_addr()?.port()
@@ -217,6 +217,15 @@ impl Server {
         self.child.id().unwrap_or(0)
     }
 
+    /// `host:port` of the server.
+    pub(crate) fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    pub(crate) fn rss_kib(&self) -> f64 {
+        self.rss_mib() * 1024.0
+    }
+
     fn rss_mib(&self) -> f64 {
         let status =
             std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
@@ -229,7 +238,7 @@ impl Server {
             .unwrap_or(f64::NAN)
     }
 
-    async fn metric(&self, name: &str) -> anyhow::Result<f64> {
+    pub(crate) async fn metric(&self, name: &str) -> anyhow::Result<f64> {
         let text = reqwest::get(format!("{}/metrics", self.base))
             .await?
             .text()
@@ -241,7 +250,7 @@ impl Server {
             .with_context(|| format!("metric {name} not found"))
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
             let _ = std::process::Command::new("kill")
                 .arg("-TERM")

@@ -15,8 +15,7 @@
 //! The clients run in this process, on the same cores as the server, so
 //! the figures include the cost of receiving 1,000 copies of each frame.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -24,6 +23,8 @@ use chrono::Utc;
 use clap::Args;
 use futures_util::StreamExt;
 use gatelog_core::{CheckDigit, OwnerCode, SerialNumber};
+
+use crate::bench::Server;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -69,76 +70,6 @@ fn raise_nofile() -> anyhow::Result<libc::rlim_t> {
             }
         }
         Ok(lim.rlim_cur)
-    }
-}
-
-/// A `gatelog serve` child process on a free loopback port.
-struct Server {
-    child: tokio::process::Child,
-    addr: String,
-}
-
-impl Server {
-    async fn start(db: &Path) -> anyhow::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let child = tokio::process::Command::new(std::env::current_exe()?)
-            .arg("serve")
-            .env("GATELOG_STORE__PATH", db)
-            .env("GATELOG_SERVER__BIND", &addr)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .context("cannot start gatelog serve")?;
-        let client = reqwest::Client::new();
-        for _ in 0..200 {
-            if client
-                .get(format!("http://{addr}/readyz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return Ok(Self { child, addr });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        bail!("gatelog serve did not become ready")
-    }
-
-    fn rss_kib(&self) -> f64 {
-        let pid = self.child.id().unwrap_or(0);
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .unwrap_or_default()
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse().ok())
-            .unwrap_or(f64::NAN)
-    }
-
-    async fn ws_clients(&self) -> anyhow::Result<f64> {
-        let text = reqwest::get(format!("http://{}/metrics", self.addr))
-            .await?
-            .text()
-            .await?;
-        text.lines()
-            .find_map(|l| l.strip_prefix("gatelog_ws_clients "))
-            .and_then(|v| v.parse().ok())
-            .context("gatelog_ws_clients not found")
-    }
-
-    async fn stop(mut self) {
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status();
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
     }
 }
 
@@ -250,7 +181,7 @@ pub async fn ws(args: &WsArgs) -> anyhow::Result<()> {
     );
     let server = Server::start(&dir.join("gatelog.db")).await?;
     let http = reqwest::Client::new();
-    let url = format!("http://{}/api/v1/recognitions", server.addr);
+    let url = format!("http://{}/api/v1/recognitions", server.addr());
     let mut next = 0u64;
     // Ten passages, so every client's initial data is full size.
     for _ in 0..10 {
@@ -261,19 +192,19 @@ pub async fn ws(args: &WsArgs) -> anyhow::Result<()> {
     // Memory per idle client. A warm-up round first, so one-time growth
     // (the read connections' page cache, per-thread allocator arenas) is
     // not counted as per-client memory.
-    let warm = connect_clients(&server.addr, args.idle.min(200), args.initial, None).await?;
+    let warm = connect_clients(server.addr(), args.idle.min(200), args.initial, None).await?;
     for t in warm {
         t.abort();
     }
     wait_for_clients(&server, 0.0).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = server.rss_kib();
-    let idle = connect_clients(&server.addr, args.idle, args.initial, None).await?;
+    let idle = connect_clients(server.addr(), args.idle, args.initial, None).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let first = server.rss_kib();
-    let connected = server.ws_clients().await?;
+    let connected = server.metric("gatelog_ws_clients").await?;
     // A second batch shows the marginal cost once the first has settled.
-    let more = connect_clients(&server.addr, args.idle, args.initial, None).await?;
+    let more = connect_clients(server.addr(), args.idle, args.initial, None).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let second = server.rss_kib();
     let per_1000 = |delta: f64| delta / 1024.0 * 1000.0 / args.idle.max(1) as f64;
@@ -312,7 +243,7 @@ pub async fn ws(args: &WsArgs) -> anyhow::Result<()> {
     );
     for &n in &args.clients {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let clients = connect_clients(&server.addr, n, 10, Some(tx)).await?;
+        let clients = connect_clients(server.addr(), n, 10, Some(tx)).await?;
         let mut sent = std::collections::HashMap::new();
         for _ in 0..args.posts {
             let t0 = Instant::now();
@@ -360,14 +291,14 @@ pub async fn ws(args: &WsArgs) -> anyhow::Result<()> {
 /// moment to notice).
 async fn wait_for_clients(server: &Server, n: f64) -> anyhow::Result<()> {
     for _ in 0..100 {
-        if server.ws_clients().await? == n {
+        if server.metric("gatelog_ws_clients").await? == n {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     bail!(
         "the server still counts {} clients",
-        server.ws_clients().await?
+        server.metric("gatelog_ws_clients").await?
     )
 }
 

@@ -144,23 +144,10 @@ fn redact_list<S: Serializer>(v: &[SecretString], s: S) -> Result<S::Ok, S::Erro
     s.collect_seq(v.iter().map(|_| REDACTED))
 }
 
-/// A list given as a TOML array or, from the environment, as one
-/// comma-separated string.
+/// Keys as a TOML array or, from the environment, comma-separated.
 fn key_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
-    let items = match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => s.split(',').map(str::to_string).collect(),
-        OneOrMany::Many(v) => v,
-    };
-    Ok(items
+    Ok(gatelog_api::config::comma_list(d)?
         .into_iter()
-        .map(|k| k.trim().to_string())
-        .filter(|k| !k.is_empty())
         .map(SecretString::from)
         .collect())
 }
