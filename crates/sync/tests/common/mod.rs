@@ -120,15 +120,16 @@ pub fn db_url(name: &str) -> String {
 impl Drop for TestDb {
     fn drop(&mut self) {
         let name = self.name.clone();
-        let pool = self.pool.clone();
-        // Drop runs outside async; do the cleanup on its own runtime.
+        // Drop runs outside async; do the cleanup on its own runtime. The
+        // pool is not closed from here: its connections belong to the
+        // test's runtime, which is blocked in this very drop, so closing
+        // them would wait forever. FORCE ends those sessions instead.
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                pool.close().await;
                 if let Ok(mut admin) = PgConnection::connect(&admin_url()).await {
                     let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                         .execute(&mut admin)
