@@ -18,14 +18,17 @@ use uuid::Uuid;
 use crate::rows::{micros, PassageRow, SightingRow, PASSAGE_COLUMNS, SIGHTING_COLUMNS};
 use crate::{Store, StoreError};
 
-/// Above this many matching passages, a substring filter walks the time
-/// index instead of sorting the trigram index's answer.
+/// Above this many matching passages, a search walks the time index
+/// instead of sorting the trigram index's answer.
 const TRIGRAM_MAX_MATCHES: i64 = 5_000;
 
-/// How a substring filter is evaluated; see [`Store::substring_plan`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the number filters are narrowed; see [`Store::substring_plan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Substring {
-    Trigram,
+    /// Only rows whose number contains this text, through the trigram
+    /// index; the exact filters still apply on top.
+    Trigram(String),
+    /// No narrowing: walk an ordinary index and test each row.
     Scan,
 }
 
@@ -140,24 +143,33 @@ impl Store {
         Ok(Page { logs, next_cursor })
     }
 
-    /// Chooses how to run a substring filter. The trigram index answers
-    /// "which rows contain q" exactly, but sorting its answer costs time in
-    /// proportion to the matches; a walk down the time index costs time in
-    /// inverse proportion to them. A capped count tells which is cheaper.
+    /// Chooses how to narrow the number filters (`container` prefix,
+    /// `number`, `q`). There are deliberately no b-tree indexes on the serial
+    /// or the whole number: those land at random positions and would cost
+    /// every ingest a page write each. The trigram index answers "which rows
+    /// contain this text" instead, but sorting its answer costs time in
+    /// proportion to the matches, while a walk down the time index costs
+    /// time in inverse proportion to them. A capped count on the longest of
+    /// the filters tells which is cheaper.
     pub(crate) async fn substring_plan(&self, filter: &LogFilter) -> Result<Substring, StoreError> {
-        let Some(sub) = filter.q.as_deref().filter(|s| s.len() >= 3) else {
+        let probe = [&filter.container, &filter.number, &filter.q]
+            .into_iter()
+            .flatten()
+            .filter(|s| s.len() >= 3)
+            .max_by_key(|s| s.len());
+        let Some(probe) = probe else {
             return Ok(Substring::Scan);
         };
         let matches: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM (SELECT rowid FROM passages_trigram \
              WHERE passages_trigram MATCH ? LIMIT ?)",
         )
-        .bind(trigram_phrase(sub))
+        .bind(trigram_phrase(probe))
         .bind(TRIGRAM_MAX_MATCHES + 1)
         .fetch_one(self.pool())
         .await?;
         Ok(if matches <= TRIGRAM_MAX_MATCHES {
-            Substring::Trigram
+            Substring::Trigram(probe.clone())
         } else {
             Substring::Scan
         })
@@ -201,32 +213,25 @@ pub(crate) fn push_filters(
         and(q);
         q.push("container_number = ").push_bind(number.clone());
     }
+    if let Substring::Trigram(probe) = &substring {
+        // Few matches: fetch them through the trigram index and sort.
+        and(q);
+        q.push("rowid IN (SELECT rowid FROM passages_trigram WHERE passages_trigram MATCH ")
+            .push_bind(trigram_phrase(probe))
+            .push(")");
+    }
     if let Some(prefix) = &filter.container {
-        // A range, not LIKE, so the index serves it exactly: normalised
-        // numbers hold only A-Z and 0-9, which all sort below '~'.
+        // A range, not LIKE: normalised numbers hold only A-Z and 0-9,
+        // which all sort below '~'.
         and(q);
         q.push("container >= ").push_bind(prefix.clone());
         q.push(" AND container < ").push_bind(format!("{prefix}~"));
     }
     if let Some(sub) = &filter.q {
         and(q);
-        match substring {
-            // Few matches: fetch them through the trigram index and sort.
-            Substring::Trigram => {
-                q.push(
-                    "rowid IN (SELECT rowid FROM passages_trigram WHERE passages_trigram MATCH ",
-                )
-                .push_bind(trigram_phrase(sub))
-                .push(")");
-            }
-            // Many matches, or too short for trigrams: walk the time index
-            // and test each row; enough matches come quickly.
-            Substring::Scan => {
-                q.push("instr(container, ")
-                    .push_bind(sub.clone())
-                    .push(") > 0");
-            }
-        }
+        q.push("instr(container, ")
+            .push_bind(sub.clone())
+            .push(") > 0");
     }
     if let Some(from) = filter.from {
         and(q);

@@ -322,5 +322,64 @@ async fn substring_search_agrees_with_a_plain_scan_on_every_plan() {
             + 1
     );
     assert_eq!(count("ZZZ").await, 0);
+
+    // Prefix and serial filters are narrowed by the same plan.
+    let total = |filter: LogFilter| {
+        let store = r.store.clone();
+        async move {
+            let page = store
+                .search(&LogFilter {
+                    limit: 1000,
+                    ..filter.clone()
+                })
+                .await
+                .unwrap();
+            let mut n = page.logs.len();
+            let mut cursor = page.next_cursor;
+            while let Some(c) = cursor {
+                let page = store
+                    .search(&LogFilter {
+                        limit: 1000,
+                        cursor: Some(c),
+                        ..filter.clone()
+                    })
+                    .await
+                    .unwrap();
+                n += page.logs.len();
+                cursor = page.next_cursor;
+            }
+            n
+        }
+    };
+    let prefix = |p: &str| LogFilter {
+        container: Some(p.into()),
+        ..LogFilter::default()
+    };
+    let number = |n: &str| LogFilter {
+        number: Some(n.into()),
+        ..LogFilter::default()
+    };
+    assert_eq!(
+        total(prefix("TGHU")).await,
+        6_000,
+        "common prefix: time-index walk"
+    );
+    assert_eq!(
+        total(prefix("TGHU0005")).await,
+        100,
+        "rare prefix: trigram index"
+    );
+    assert_eq!(total(prefix("GHU")).await, 0, "a prefix, not a substring");
+    assert_eq!(total(number("000599")).await, 1);
+    assert_eq!(total(number("123456")).await, 1);
+    assert_eq!(
+        total(LogFilter {
+            number: Some("000599".into()),
+            q: Some("05".into()),
+            ..LogFilter::default()
+        })
+        .await,
+        1
+    );
     r.stop().await;
 }
