@@ -1,10 +1,11 @@
 //! Reads for the API: filtered keyset pages and single passages.
 //!
 //! Every filter value is bound as a parameter, never spliced into SQL. The
-//! filters map onto the indexes in the local migration: owner and serial
-//! onto `passages_by_key`, a container prefix onto a range scan of
-//! `passages_by_container`, time onto `passages_by_time`, camera onto
-//! `passages_by_camera`. Pages are keyset pages on `(captured_at, id)`, so
+//! filters map onto the indexes in the local migrations: owner onto
+//! `passages_by_owner`, time onto `passages_by_time`, camera onto
+//! `passages_by_camera`, and the number filters (serial, prefix,
+//! substring) onto the trigram index, as [`Store::substring_plan`]
+//! decides. Pages are keyset pages on `(captured_at, id)`, so
 //! page 1,000 costs what page 1 costs and no row is skipped or repeated
 //! while new rows arrive.
 
