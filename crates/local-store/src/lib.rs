@@ -16,7 +16,7 @@
 //!   its sightings, the most recent passages.
 //! - [`stats`]: counts of passages, reads, repeats and flagged reads per
 //!   hour or day.
-//! - [`rows`]: the mapping between SQLite rows and [`gatelog_core`] types.
+//! - `rows`: the mapping between SQLite rows and [`gatelog_core`] types.
 //! - [`error`]: [`StoreError`], which tells callers whether the store is
 //!   unavailable (answer 503) or the request was wrong.
 //! - [`retention`], [`backup`], [`export`], [`lock`]: operations on the

@@ -4,7 +4,7 @@
 //! filters map onto the indexes in the local migrations: owner onto
 //! `passages_by_owner`, time onto `passages_by_time`, camera onto
 //! `passages_by_camera`, and the number filters (serial, prefix,
-//! substring) onto the trigram index, as [`Store::substring_plan`]
+//! substring) onto the trigram index, as `Store::substring_plan`
 //! decides. Pages are keyset pages on `(captured_at, id)`, so
 //! page 1,000 costs what page 1 costs and no row is skipped or repeated
 //! while new rows arrive.
