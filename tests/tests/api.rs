@@ -475,15 +475,7 @@ async fn health_readiness_and_metrics() {
     app.post(&read("MSCU1234566", "2024-05-01T08:30:00Z")).await;
     app.post(&read("MSCU1234566", "2024-05-01T08:30:01Z")).await;
     app.post(&json!({"container": "bad"})).await;
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.text("/metrics").await;
     for line in [
         "gatelog_recognitions_total{result=\"accepted\"} 1",
         "gatelog_recognitions_total{result=\"duplicate\"} 1",

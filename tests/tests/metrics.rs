@@ -97,15 +97,7 @@ async fn busy_app() -> (TestApp, String) {
     let url = format!("{}/ws/logs", app.base.replacen("http", "ws", 1));
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     ws.next().await.unwrap().unwrap();
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.text("/metrics").await;
     drop(ws);
     (app, text)
 }

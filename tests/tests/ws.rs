@@ -109,15 +109,7 @@ async fn new_log_and_duplicate_arrive_after_a_post() {
     assert_eq!(dup["seen_count"], 2);
     assert_eq!(dup["last_seen_at"], "2024-05-01T08:31:30Z");
 
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.text("/metrics").await;
     assert!(metrics.contains("gatelog_ws_clients 1"), "{metrics}");
     drop(ws);
     app.stop().await;
@@ -285,15 +277,7 @@ async fn a_client_that_never_reads_stalls_neither_ingest_nor_other_clients() {
 
     // The stuck client was skipped ahead (it will get a resync notice) or
     // dropped as stalled: either way the slow path ran.
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.text("/metrics").await;
     let skipped = metric(&text, "gatelog_ws_skipped_frames_total");
     let stalled = metric(&text, "gatelog_ws_disconnects_total{reason=\"stalled\"}");
     assert!(
