@@ -119,45 +119,46 @@ impl WriterHandle {
         Self { tx, events }
     }
 
+    /// Sends the command `make` builds around a reply channel and waits for
+    /// the answer; a stopped writer answers `Closed`.
+    async fn request<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Command,
+    ) -> Result<T, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// Writes reads durably and returns one outcome per read, in order.
     /// Returns only after the commit that holds them has been fsynced.
     pub async fn write(&self, reads: Vec<Read>) -> Result<Vec<Outcome>, StoreError> {
         if reads.is_empty() {
             return Ok(Vec::new());
         }
-        let (reply, rx) = oneshot::channel();
         let received_at = micros(Utc::now());
-        self.tx
-            .send(Command::Write {
-                reads,
-                received_at,
-                reply,
-            })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        self.request(|reply| Command::Write {
+            reads,
+            received_at,
+            reply,
+        })
+        .await
     }
 
     /// Checks that the writer runs and can take the write lock.
     pub async fn probe(&self) -> Result<(), StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Probe { reply })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        self.request(|reply| Command::Probe { reply }).await
     }
 
     /// Inserts whole passages that are not yet stored, skipping ids that
     /// are. Used to load generated data for benchmarks and imports; it
     /// bypasses dedup by design.
     pub async fn import(&self, passages: Vec<Passage>) -> Result<(), StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Import { passages, reply })
+        self.request(|reply| Command::Import { passages, reply })
             .await
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Every committed batch of outcomes (replays excluded), for the live
@@ -768,12 +769,7 @@ async fn import(conn: &mut SqliteConnection, passages: Vec<Passage>) -> Result<(
 impl WriterHandle {
     /// Sends sync bookkeeping to the writer and waits for its commit.
     pub(crate) async fn sync_op(&self, op: crate::sync_state::SyncOp) -> Result<u64, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Sync { op, reply })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        self.request(|reply| Command::Sync { op, reply }).await
     }
 }
 
@@ -786,11 +782,7 @@ impl WriterHandle {
         cutoff: chrono::DateTime<Utc>,
         max: u32,
     ) -> Result<crate::RetentionReport, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Retain { cutoff, max, reply })
+        self.request(|reply| Command::Retain { cutoff, max, reply })
             .await
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
     }
 }

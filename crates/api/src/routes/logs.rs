@@ -177,7 +177,8 @@ fn alnum(name: &str, value: &str, max: usize) -> Result<String, ApiError> {
     Ok(v)
 }
 
-fn time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
+/// Parses an RFC 3339 query parameter, naming it when it is not one.
+pub(crate) fn time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| {

@@ -11,6 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Duration, Utc};
 use gatelog_local_store::Bucket;
 
+use crate::routes::logs::time;
 use crate::{ApiError, AppState};
 
 /// The most buckets one request may ask for: 31 days of hours, or about
@@ -79,17 +80,6 @@ fn parse_params(query: &str, now: DateTime<Utc>) -> Result<Params, ApiError> {
         ));
     }
     Ok(Params { from, to, bucket })
-}
-
-fn time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::parse_from_rfc3339(value)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| {
-            ApiError::bad_param(
-                name,
-                format!("{name} must be an RFC 3339 time, such as 2024-05-01T00:00:00Z"),
-            )
-        })
 }
 
 pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
