@@ -12,7 +12,7 @@ use gatelog_tests::{container, missing, read, require_tool, TestApp};
 use reqwest::StatusCode;
 
 /// A small picture of a number plate, served from the image folder.
-const PLATE_PNG: &[u8] = include_bytes!("../browser/plate.png");
+const PLATE_PNG: &[u8] = include_bytes!("../../browser/plate.png");
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")

@@ -1,0 +1,15 @@
+//! gatelog end to end: the real app on port 0 and the real binary, over
+//! real HTTP and WebSocket, against a real SQLite file, the real
+//! PostgreSQL server and headless Chromium.
+//!
+//! One test executable holds every area as a module, so the suite links
+//! the whole server once instead of once per area.
+
+mod api;
+mod browser;
+mod dashboard;
+mod metrics;
+mod ops;
+mod security;
+mod sync_e2e;
+mod ws;
