@@ -4,7 +4,7 @@
 // Usage: node dashboard.mjs <base-url> <artifacts-dir>
 //
 // The server at <base-url> must already hold the passages that
-// tests/tests/browser.rs seeds. Exits non-zero with a message on the
+// tests/tests/e2e/browser.rs seeds. Exits non-zero with a message on the
 // first failed check.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
