@@ -31,6 +31,8 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, oneshot, watch, Mutex};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::task_tracker::TrackedFuture;
+use tokio_util::task::TaskTracker;
 
 /// Frames one client may have waiting before it misses frames. A single
 /// group commit of up to 1,000 reads fits, so a client that keeps up never
@@ -160,6 +162,9 @@ pub struct BroadcastHandle {
     /// Cancelled when the server shuts down, so that open connections close
     /// at once instead of holding HTTP's graceful stop until its timeout.
     closing: CancellationToken,
+    /// The live connections' socket writers, so shutdown can wait for
+    /// their close frames to leave.
+    connections: TaskTracker,
     /// Whether a sync status source was given, so the dashboard knows if
     /// sync runs at all.
     has_sync_status: bool,
@@ -193,6 +198,19 @@ impl BroadcastHandle {
     /// Asks every open connection to close (code 1001, going away).
     pub fn close_clients(&self) {
         self.closing.cancel();
+    }
+
+    /// Resolves when every connection's socket writer has finished, after
+    /// [`Self::close_clients`].
+    pub async fn clients_closed(&self) {
+        self.connections.close();
+        self.connections.wait().await
+    }
+
+    /// Counts `task`, a live connection's socket writer, as open until it
+    /// ends.
+    pub(crate) fn track<F: std::future::Future>(&self, task: F) -> TrackedFuture<F> {
+        self.connections.track_future(task)
     }
 
     /// Whether clients will get `sync_status` frames.
@@ -265,6 +283,7 @@ where
     let handle = BroadcastHandle {
         commands: tx,
         closing: CancellationToken::new(),
+        connections: TaskTracker::new(),
         has_sync_status,
     };
     (actor, handle)

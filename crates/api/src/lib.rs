@@ -19,6 +19,8 @@
 //!   to WebSocket clients without ever waiting for one.
 //! - [`server`]: the app factory and the server, which takes a bound
 //!   listener so tests can use port 0.
+//! - `upgrade`: the connection layer for upgraded requests (the
+//!   WebSocket), which keeps no HTTP/1 buffers per connection.
 
 pub mod auth;
 pub mod broadcast;
@@ -27,6 +29,7 @@ pub mod cors;
 pub mod error;
 pub mod routes;
 pub mod server;
+mod upgrade;
 pub mod wire;
 
 /// The running HTTP server, re-exported so callers need not know actix-web.

@@ -5,8 +5,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::dev::{Server, Service};
-use actix_web::{web, App, HttpServer};
+use std::rc::Rc;
+
+use actix_http::{HttpService, KeepAlive};
+use actix_service::{map_config, IntoServiceFactory, ServiceFactory};
+use actix_web::body::MessageBody;
+use actix_web::dev::{AppConfig, Server, Service, ServiceRequest, ServiceResponse};
+use actix_web::{web, App};
 use futures_util::FutureExt;
 use gatelog_core::ValidationConfig;
 use gatelog_local_store::Store;
@@ -35,9 +40,71 @@ pub struct AppState {
     pub image_dir: Option<PathBuf>,
 }
 
+/// The app: state, middleware and routes. Each worker builds two, one
+/// behind the HTTP/1 dispatcher and one for upgraded connections
+/// ([`crate::upgrade`]); both share the state.
+fn app(
+    data: web::Data<AppState>,
+    cors_origins: &[String],
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody + 'static>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let metrics = data.metrics.clone();
+    App::new()
+        .app_data(data)
+        .app_data(web::QueryConfig::default().error_handler(|_, _| {
+            crate::ApiError::bad_param("query", "the query string is not valid").into()
+        }))
+        // Auth runs inside CORS, so preflight requests (which carry no
+        // key) are answered by CORS, and inside metrics, so 401s and
+        // 429s are counted.
+        .wrap(actix_web::middleware::from_fn(crate::auth::guard))
+        .wrap(crate::cors::middleware(cors_origins))
+        .wrap_fn(move |req, srv| {
+            let started = Instant::now();
+            let method = req.method().clone();
+            let metrics = metrics.clone();
+            srv.call(req).map(move |res| {
+                if let Ok(res) = &res {
+                    // The route pattern, never the raw path, keeps label
+                    // values few.
+                    let route = res
+                        .request()
+                        .match_pattern()
+                        .unwrap_or_else(|| "unmatched".into());
+                    let status = res.status();
+                    metrics
+                        .http_requests_total
+                        .with_label_values(&[route.as_str(), status.as_str()])
+                        .inc();
+                    metrics
+                        .http_request_duration_seconds
+                        .with_label_values(&[route.as_str()])
+                        .observe(started.elapsed().as_secs_f64());
+                    tracing::debug!(%method, %route, status = status.as_u16(), "request");
+                }
+                res
+            })
+        })
+        .configure(routes::configure)
+        .default_service(web::to(|| async {
+            Err::<actix_web::HttpResponse, _>(crate::ApiError::NotFound("no such route".into()))
+        }))
+}
+
 /// Builds the server on a listener that is already bound, so tests can bind
 /// port 0 and read the real port. Signals are left to the caller, which
 /// stops the server through its handle and so controls shutdown order.
+///
+/// This is the wiring `actix_web::HttpServer` does, plus an upgrade
+/// service: requests that switch protocols leave the HTTP/1 dispatcher
+/// (see [`crate::upgrade`]).
 pub fn build_server(
     listener: TcpListener,
     state: AppState,
@@ -45,60 +112,50 @@ pub fn build_server(
 ) -> std::io::Result<Server> {
     let data = web::Data::new(state);
     let cors_origins = config.cors_origins.clone();
-    let mut server = HttpServer::new(move || {
-        let metrics = data.metrics.clone();
-        App::new()
-            .app_data(data.clone())
-            .app_data(web::QueryConfig::default().error_handler(|_, _| {
-                crate::ApiError::bad_param("query", "the query string is not valid").into()
-            }))
-            // Auth runs inside CORS, so preflight requests (which carry no
-            // key) are answered by CORS, and inside metrics, so 401s and
-            // 429s are counted.
-            .wrap(actix_web::middleware::from_fn(crate::auth::guard))
-            .wrap(crate::cors::middleware(&cors_origins))
-            .wrap_fn(move |req, srv| {
-                let started = Instant::now();
-                let method = req.method().clone();
-                let metrics = metrics.clone();
-                srv.call(req).map(move |res| {
-                    if let Ok(res) = &res {
-                        // The route pattern, never the raw path, keeps label
-                        // values few.
-                        let route = res
-                            .request()
-                            .match_pattern()
-                            .unwrap_or_else(|| "unmatched".into());
-                        let status = res.status();
-                        metrics
-                            .http_requests_total
-                            .with_label_values(&[route.as_str(), status.as_str()])
-                            .inc();
-                        metrics
-                            .http_request_duration_seconds
-                            .with_label_values(&[route.as_str()])
-                            .observe(started.elapsed().as_secs_f64());
-                        tracing::debug!(%method, %route, status = status.as_u16(), "request");
-                    }
-                    res
-                })
-            })
-            .configure(routes::configure)
-            .default_service(web::to(|| async {
-                Err::<actix_web::HttpResponse, _>(crate::ApiError::NotFound("no such route".into()))
-            }))
-    })
-    .disable_signals()
-    .client_request_timeout(Duration::from_millis(config.client_request_timeout_ms))
-    .client_disconnect_timeout(Duration::from_millis(config.client_disconnect_timeout_ms))
-    .keep_alive(match config.keep_alive_secs {
-        0 => actix_web::http::KeepAlive::Disabled,
-        s => actix_web::http::KeepAlive::Timeout(Duration::from_secs(s)),
-    })
-    .shutdown_timeout(config.shutdown_timeout_secs)
-    .listen(listener)?;
+    let addr = listener.local_addr()?;
+    let keep_alive = match config.keep_alive_secs {
+        0 => KeepAlive::Disabled,
+        s => KeepAlive::Timeout(Duration::from_secs(s)),
+    };
+    let request_timeout = Duration::from_millis(config.client_request_timeout_ms);
+    let disconnect_timeout = Duration::from_millis(config.client_disconnect_timeout_ms);
+    let mut builder = actix_server::Server::build()
+        .disable_signals()
+        .shutdown_timeout(config.shutdown_timeout_secs);
     if config.workers > 0 {
-        server = server.workers(config.workers);
+        builder = builder.workers(config.workers);
     }
-    Ok(server.run())
+    let shutdown = builder.graceful_shutdown_signal();
+    let builder = builder.listen("gatelog-http", listener, move || {
+        let shutdown = shutdown.clone();
+        let (upgrade_data, upgrade_origins) = (data.clone(), cors_origins.clone());
+        let upgrade = actix_service::fn_factory(move || {
+            let factory = app(upgrade_data.clone(), &upgrade_origins).into_factory();
+            let live = upgrade_data.broadcaster.clone();
+            async move {
+                let app = Rc::new(factory.new_service(AppConfig::default()).await?);
+                Ok::<_, ()>(actix_service::fn_service(move |req| {
+                    crate::upgrade::serve(app.clone(), live.clone(), req)
+                }))
+            }
+        });
+        HttpService::build()
+            // Idle keep-alive connections close as soon as a graceful
+            // shutdown begins, as under `HttpServer`.
+            .graceful_shutdown_signal(move || {
+                let shutdown = shutdown.clone();
+                async move { shutdown.notified().await }
+            })
+            .keep_alive(keep_alive)
+            .client_request_timeout(request_timeout)
+            .client_disconnect_timeout(disconnect_timeout)
+            .local_addr(addr)
+            .upgrade(upgrade)
+            .finish(map_config(
+                app(data.clone(), &cors_origins).into_factory(),
+                |_| AppConfig::default(),
+            ))
+            .tcp()
+    })?;
+    Ok(builder.run())
 }

@@ -2,6 +2,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use gatelog_api::{build_server, AppState};
@@ -51,6 +52,8 @@ pub struct Application {
     actors: JoinSet<()>,
     /// Closes WebSocket connections at shutdown, before HTTP drains.
     broadcast: gatelog_api::BroadcastHandle,
+    /// How long shutdown waits for connections (`server.shutdown_timeout_secs`).
+    drain: Duration,
 }
 
 impl Application {
@@ -169,6 +172,7 @@ impl Application {
             shutdown,
             actors,
             broadcast,
+            drain: Duration::from_secs(config.server.shutdown_timeout_secs),
         })
     }
 
@@ -195,6 +199,7 @@ impl Application {
             shutdown,
             mut actors,
             broadcast,
+            drain,
             ..
         } = self;
         let handle = server.handle();
@@ -207,6 +212,7 @@ impl Application {
         // Live connections never finish by themselves; close them first so
         // the graceful stop does not wait out its timeout.
         broadcast.close_clients();
+        let _ = tokio::time::timeout(drain, broadcast.clients_closed()).await;
         handle.stop(true).await;
         if http_result.is_none() {
             let _ = http.await;

@@ -383,3 +383,111 @@ async fn shutdown_closes_live_connections_with_going_away() {
     assert_eq!(u16::from(close.code), 1001);
     assert_eq!(close.reason.as_str(), "server shutting down");
 }
+
+/// Reads an HTTP response head (up to the blank line) byte by byte, so
+/// nothing after it is consumed.
+async fn read_head(stream: &mut TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let b = tokio::time::timeout(FRAME_WAIT, stream.read_u8())
+            .await
+            .expect("the response head arrives in time")
+            .expect("the connection stays open for the head");
+        head.push(b);
+    }
+    String::from_utf8(head).expect("the head is text")
+}
+
+fn handshake(app: &TestApp, path: &str) -> String {
+    let host = app.base.trim_start_matches("http://");
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+}
+
+#[tokio::test]
+async fn a_frame_sent_with_the_handshake_is_not_lost() {
+    use tokio::io::AsyncWriteExt;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    let app = TestApp::spawn().await;
+    let host = app.base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(host).await.unwrap();
+    // The handshake and, in the same write, a masked ping with payload
+    // "hi" (RFC 6455 §5.2: FIN + ping, mask bit + length 2, key, data).
+    let key = [1u8, 2, 3, 4];
+    let mut bytes = handshake(&app, "/ws/logs").into_bytes();
+    bytes.extend_from_slice(&[0x89, 0x82]);
+    bytes.extend_from_slice(&key);
+    bytes.extend(b"hi".iter().zip(key.iter().cycle()).map(|(b, k)| b ^ k));
+    stream.write_all(&bytes).await.unwrap();
+
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    let mut ws = WebSocketStream::from_raw_socket(stream, Role::Client, None).await;
+    let mut saw_initial = false;
+    loop {
+        let msg = tokio::time::timeout(FRAME_WAIT, ws.next())
+            .await
+            .expect("the pong arrives in time")
+            .expect("the connection stays open")
+            .expect("a valid frame");
+        match msg {
+            Message::Pong(p) => {
+                assert_eq!(&p[..], b"hi");
+                break;
+            }
+            Message::Text(t) => saw_initial |= t.contains("\"initial_data\""),
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+    assert!(saw_initial, "initial_data came first");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_upgrade_request_to_a_plain_route_gets_its_answer_and_a_close() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn().await;
+    let (s, _) = app.post(&read("MSCU1234566", "2024-05-01T08:30:00Z")).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let host = app.base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(host).await.unwrap();
+    stream
+        .write_all(handshake(&app, "/api/v1/logs").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(FRAME_WAIT, stream.read_to_string(&mut response))
+        .await
+        .expect("the server answers and closes in time")
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.to_ascii_lowercase().contains("connection: close"),
+        "{response}"
+    );
+    let body = response.split_once("\r\n\r\n").unwrap().1;
+    let body: Value = serde_json::from_str(body).expect("a whole JSON body");
+    assert_eq!(body["logs"][0]["container"], "MSCU1234566");
+
+    // An unknown path answers 404 in the API's error shape, not a hang.
+    let mut stream = TcpStream::connect(host).await.unwrap();
+    stream
+        .write_all(handshake(&app, "/ws/nowhere").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(FRAME_WAIT, stream.read_to_string(&mut response))
+        .await
+        .expect("the server answers and closes in time")
+        .unwrap();
+    assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+    app.stop().await;
+}
