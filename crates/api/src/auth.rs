@@ -37,11 +37,20 @@
 //! Each key (a session counts as its read key) has a token bucket of
 //! `limits.burst` requests refilled at `limits.rate_per_sec`; an empty
 //! bucket answers 429 with `Retry-After`. Open paths, and every request
-//! when no keys are configured, are not rate limited. Every request must
+//! when no keys are configured, are not rate limited.
+//!
+//! Failed authentications (a wrong key, on any path or at sign-in, or a
+//! session token that does not verify) are limited per client address:
+//! `limits.auth_failure_burst` at once, refilled at
+//! `limits.auth_failures_per_minute`. An address that has spent them gets
+//! 429 with `Retry-After` before any key it sends is checked, so keys
+//! cannot be guessed faster than that. A request that presents no
+//! credentials at all does not count. Every request must
 //! reach its response head within `server.request_timeout_secs` or gets
 //! 408, which covers clients that send their body slowly.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -115,7 +124,9 @@ pub struct Security {
     read: Vec<[u8; 32]>,
     sessions: Sessions,
     /// `None` when rate limiting is off.
-    limiter: Option<RateLimiter>,
+    limiter: Option<RateLimiter<Principal>>,
+    /// Failed authentications per client address; `None` when off.
+    failures: Option<RateLimiter<IpAddr>>,
     request_timeout: Duration,
     /// Origins besides this host from which the session cookie is taken.
     cors_origins: Vec<String>,
@@ -144,6 +155,12 @@ impl Security {
             sessions: Sessions::new(c.session_ttl),
             limiter: (c.limits.rate_per_sec > 0.0)
                 .then(|| RateLimiter::new(c.limits.rate_per_sec, c.limits.burst)),
+            failures: (c.limits.auth_failures_per_minute > 0).then(|| {
+                RateLimiter::new(
+                    f64::from(c.limits.auth_failures_per_minute) / 60.0,
+                    c.limits.auth_failure_burst,
+                )
+            }),
             request_timeout: Duration::from_secs(c.server.request_timeout_secs.max(1)),
             cors_origins: c.server.cors_origins.clone(),
         }
@@ -159,6 +176,8 @@ impl Security {
             limits: &LimitsConfig {
                 rate_per_sec: 0.0,
                 burst: 1,
+                auth_failures_per_minute: 0,
+                auth_failure_burst: 1,
             },
             server: &ServerConfig::default(),
         })
@@ -169,9 +188,36 @@ impl Security {
         self.ingest.is_empty() && self.read.is_empty()
     }
 
-    /// The position of `key` among the read keys.
-    pub fn read_key(&self, key: &str) -> Option<usize> {
-        find(&self.read, &digest(key.as_bytes()))
+    /// The position of `key` among the read keys, for a sign-in from
+    /// `req`. A wrong key counts as a failed authentication of its
+    /// address; an address out of allowance gets 429 without its key being
+    /// checked.
+    pub fn sign_in(&self, req: &HttpRequest, key: &str) -> Result<usize, ApiError> {
+        let ip = peer_ip(req);
+        self.failures_allow(ip)?;
+        find(&self.read, &digest(key.as_bytes())).ok_or_else(|| {
+            self.record_failure(ip);
+            ApiError::Unauthorized("that is not a read key; the dashboard needs a read key")
+        })
+    }
+
+    /// 429 when `ip` has spent its allowance of failed authentications.
+    fn failures_allow(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        match (&self.failures, ip) {
+            (Some(f), Some(ip)) => f.check(ip, Instant::now()).map_err(|wait| {
+                tracing::info!(%ip, "too many failed authentications; refusing for now");
+                ApiError::RateLimited {
+                    retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+                }
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn record_failure(&self, ip: Option<IpAddr>) {
+        if let (Some(f), Some(ip)) = (&self.failures, ip) {
+            let _ = f.acquire(ip, Instant::now());
+        }
     }
 
     /// A new session token for read key `index`, and its lifetime.
@@ -193,7 +239,32 @@ impl Security {
             Access::Ingest => INGEST_REQUIRED,
             _ => READ_REQUIRED,
         });
-        if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+        let session = (access == Access::Read)
+            .then(|| cookie(req, SESSION_COOKIE))
+            .flatten();
+        let authorization = req.headers().get(header::AUTHORIZATION);
+        if authorization.is_none() && session.is_none() {
+            // Nothing presented, so nothing failed.
+            return Err(denied);
+        }
+        let ip = peer_ip(req);
+        self.failures_allow(ip)?;
+        let result = self.check_credentials(req, access, authorization, session, denied);
+        if matches!(result, Err(ApiError::Unauthorized(m)) if m != CROSS_ORIGIN) {
+            self.record_failure(ip);
+        }
+        result
+    }
+
+    fn check_credentials(
+        &self,
+        req: &HttpRequest,
+        access: Access,
+        authorization: Option<&header::HeaderValue>,
+        session: Option<&str>,
+        denied: ApiError,
+    ) -> Result<Option<Principal>, ApiError> {
+        if let Some(value) = authorization {
             let token = value
                 .to_str()
                 .ok()
@@ -210,14 +281,12 @@ impl Security {
             };
             return found.map(Some).ok_or(denied);
         }
-        if access == Access::Read {
-            if let Some(token) = cookie(req, SESSION_COOKIE) {
-                if let Some(index) = self.sessions.verify(token, self.read.len(), unix_now()) {
-                    if !self.same_or_allowed_origin(req) {
-                        return Err(ApiError::Unauthorized(CROSS_ORIGIN));
-                    }
-                    return Ok(Some(Principal::Read(index)));
+        if let Some(token) = session {
+            if let Some(index) = self.sessions.verify(token, self.read.len(), unix_now()) {
+                if !self.same_or_allowed_origin(req) {
+                    return Err(ApiError::Unauthorized(CROSS_ORIGIN));
                 }
+                return Ok(Some(Principal::Read(index)));
             }
         }
         Err(denied)
@@ -397,12 +466,22 @@ impl Sessions {
     }
 }
 
-/// One token bucket per principal. The map holds at most one entry per
-/// configured key, so it cannot grow without bound.
-struct RateLimiter {
+/// One token bucket per principal (a key) or per client address (failed
+/// authentications). Keys are few; addresses are not, so once the map is
+/// large, buckets that have refilled (which say nothing a new bucket would
+/// not) are dropped.
+struct RateLimiter<K> {
     rate: f64,
     burst: f64,
-    buckets: Mutex<HashMap<Principal, Bucket>>,
+    buckets: Mutex<HashMap<K, Bucket>>,
+}
+
+/// Buckets kept before full ones are pruned.
+const MAX_BUCKETS: usize = 10_000;
+
+/// The client's address as the socket saw it.
+fn peer_ip(req: &HttpRequest) -> Option<IpAddr> {
+    req.peer_addr().map(|a| a.ip())
 }
 
 struct Bucket {
@@ -410,7 +489,7 @@ struct Bucket {
     at: Instant,
 }
 
-impl RateLimiter {
+impl<K: std::hash::Hash + Eq> RateLimiter<K> {
     fn new(rate_per_sec: f64, burst: u32) -> Self {
         Self {
             rate: rate_per_sec,
@@ -420,8 +499,28 @@ impl RateLimiter {
     }
 
     /// Takes a token, or returns how long until one is there.
-    fn acquire(&self, who: Principal, now: Instant) -> Result<(), Duration> {
+    fn acquire(&self, who: K, now: Instant) -> Result<(), Duration> {
+        self.with_bucket(who, now, true)
+    }
+
+    /// Whether a token is there, without taking it.
+    fn check(&self, who: K, now: Instant) -> Result<(), Duration> {
+        self.with_bucket(who, now, false)
+    }
+
+    fn with_bucket(&self, who: K, now: Instant, take: bool) -> Result<(), Duration> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(&who) {
+            let (rate, burst) = (self.rate, self.burst);
+            buckets.retain(|_, b| {
+                b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < burst
+            });
+            if buckets.len() >= MAX_BUCKETS {
+                // Every bucket is still spending: forget them rather than
+                // grow without bound.
+                buckets.clear();
+            }
+        }
         let b = buckets.entry(who).or_insert(Bucket {
             tokens: self.burst,
             at: now,
@@ -430,7 +529,9 @@ impl RateLimiter {
         b.tokens = (b.tokens + elapsed * self.rate).min(self.burst);
         b.at = now;
         if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
+            if take {
+                b.tokens -= 1.0;
+            }
             Ok(())
         } else {
             Err(Duration::from_secs_f64((1.0 - b.tokens) / self.rate))
@@ -564,5 +665,28 @@ mod tests {
         );
         l.acquire(who, t0 + Duration::from_millis(500)).unwrap();
         assert!(l.acquire(who, t0 + Duration::from_millis(500)).is_err());
+    }
+
+    #[test]
+    fn checking_takes_nothing_and_refilled_buckets_are_pruned() {
+        let l = RateLimiter::new(1.0, 2);
+        let t0 = Instant::now();
+        let ip = |n: u32| IpAddr::from(n.to_be_bytes());
+        for _ in 0..10 {
+            l.check(ip(1), t0).unwrap();
+        }
+        l.acquire(ip(1), t0).unwrap();
+        l.acquire(ip(1), t0).unwrap();
+        assert!(l.check(ip(1), t0).is_err());
+        // Fill the map with addresses that each failed once.
+        for n in 2..MAX_BUCKETS as u32 + 1 {
+            l.acquire(ip(n), t0).unwrap();
+        }
+        assert_eq!(l.buckets.lock().unwrap().len(), MAX_BUCKETS);
+        // Ten seconds on, every bucket has refilled; a new address prunes
+        // them, and the map stays bounded.
+        let later = t0 + Duration::from_secs(10);
+        l.acquire(ip(u32::MAX), later).unwrap();
+        assert_eq!(l.buckets.lock().unwrap().len(), 1);
     }
 }

@@ -116,6 +116,14 @@ pub struct LimitsConfig {
     /// Requests a key may make at once before the rate applies (the
     /// bucket's size).
     pub burst: u32,
+    /// Failed authentications (a wrong key, or a session token that does
+    /// not verify) each client address may make per minute on average.
+    /// Once its allowance is spent, the address gets 429 before any key
+    /// it sends is checked. 0 turns this off.
+    pub auth_failures_per_minute: u32,
+    /// Failed authentications an address may make at once before the
+    /// per-minute rate applies.
+    pub auth_failure_burst: u32,
 }
 
 impl Default for LimitsConfig {
@@ -123,6 +131,8 @@ impl Default for LimitsConfig {
         Self {
             rate_per_sec: 200.0,
             burst: 400,
+            auth_failures_per_minute: 10,
+            auth_failure_burst: 20,
         }
     }
 }
@@ -134,6 +144,9 @@ impl LimitsConfig {
         }
         if self.rate_per_sec > 0.0 && self.burst == 0 {
             return Err("bad configuration: limits.burst must be at least 1".into());
+        }
+        if self.auth_failures_per_minute > 0 && self.auth_failure_burst == 0 {
+            return Err("bad configuration: limits.auth_failure_burst must be at least 1".into());
         }
         Ok(())
     }

@@ -69,26 +69,26 @@ fn app(
         .wrap_fn(move |req, srv| {
             let started = Instant::now();
             let method = req.method().clone();
+            // The route pattern, never the raw path, keeps label values
+            // few. It comes from the app's resource map, so it is known
+            // before routing and counted even when the request ends in an
+            // error (a 408) rather than a response.
+            let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
             let metrics = metrics.clone();
             srv.call(req).map(move |res| {
-                if let Ok(res) = &res {
-                    // The route pattern, never the raw path, keeps label
-                    // values few.
-                    let route = res
-                        .request()
-                        .match_pattern()
-                        .unwrap_or_else(|| "unmatched".into());
-                    let status = res.status();
-                    metrics
-                        .http_requests_total
-                        .with_label_values(&[route.as_str(), status.as_str()])
-                        .inc();
-                    metrics
-                        .http_request_duration_seconds
-                        .with_label_values(&[route.as_str()])
-                        .observe(started.elapsed().as_secs_f64());
-                    tracing::debug!(%method, %route, status = status.as_u16(), "request");
-                }
+                let status = match &res {
+                    Ok(res) => res.status(),
+                    Err(e) => e.as_response_error().status_code(),
+                };
+                metrics
+                    .http_requests_total
+                    .with_label_values(&[route.as_str(), status.as_str()])
+                    .inc();
+                metrics
+                    .http_request_duration_seconds
+                    .with_label_values(&[route.as_str()])
+                    .observe(started.elapsed().as_secs_f64());
+                tracing::debug!(%method, %route, status = status.as_u16(), "request");
                 res
             })
         })

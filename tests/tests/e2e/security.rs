@@ -710,6 +710,14 @@ async fn slow_clients_are_cut_off_with_408() {
     assert!(answer.contains("request_timeout"), "{answer:?}");
     let (_, logs) = app.get("/api/v1/logs").await;
     assert_eq!(logs["logs"].as_array().unwrap().len(), 0);
+    // The 408 that left the app is counted like any answer.
+    let metrics = app.text("/metrics").await;
+    assert!(
+        metrics.lines().any(|l| l.starts_with(
+            "gatelog_http_requests_total{route=\"/api/v1/recognitions\",status=\"408\"} 1"
+        )),
+        "{metrics}"
+    );
     app.stop().await;
 }
 
@@ -769,5 +777,74 @@ async fn a_browser_without_a_session_is_sent_to_a_sign_in_form_that_sets_the_coo
         "{}",
         r.status()
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_keys_are_limited_per_address_even_when_the_next_key_is_right() {
+    let app = TestApp::spawn_with(|c| {
+        with_keys(c);
+        c.limits.auth_failures_per_minute = 1;
+        c.limits.auth_failure_burst = 3;
+    })
+    .await;
+    let logs = |key: &'static str| {
+        app.client
+            .get(app.url("/api/v1/logs"))
+            .bearer_auth(key)
+            .send()
+    };
+    // No credentials at all is not a failure, however often.
+    for _ in 0..5 {
+        let r = app
+            .client
+            .get(app.url("/api/v1/logs"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(logs(READ).await.unwrap().status(), StatusCode::OK);
+    // Three wrong guesses, at the API and at sign-in, spend the allowance.
+    assert_eq!(
+        logs("guess-1").await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        logs("guess-2").await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let r = app
+        .client
+        .post(app.url("/api/v1/session"))
+        .json(&json!({"key": "guess-3"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // Now even the right key is refused from this address, with a wait,
+    // so a guess cannot be told right or wrong.
+    for attempt in [
+        logs(READ).await.unwrap(),
+        app.client
+            .post(app.url("/api/v1/session"))
+            .json(&json!({"key": READ}))
+            .send()
+            .await
+            .unwrap(),
+    ] {
+        assert_eq!(attempt.status(), StatusCode::TOO_MANY_REQUESTS);
+        let wait: u64 = attempt.headers()[header::RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+        let body: Value = attempt.json().await.unwrap();
+        assert_eq!(body["code"], "rate_limited");
+    }
+    // Probes stay open.
+    let r = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
     app.stop().await;
 }

@@ -64,15 +64,22 @@ pub async fn create(
                 .ok_or_else(|| ApiError::bad_param("key", "key must be a string"))?
         }
     };
-    let Some(index) = security.read_key(&key) else {
-        if form {
+    let index = match security.sign_in(&req, &key) {
+        Ok(index) => index,
+        Err(ApiError::Unauthorized(_)) if form => {
             return Ok(HttpResponse::Unauthorized()
                 .content_type("text/html; charset=utf-8")
                 .body(login_page(Some("That is not a read key."))));
         }
-        return Err(ApiError::Unauthorized(
-            "that is not a read key; the dashboard needs a read key",
-        ));
+        Err(ApiError::RateLimited { retry_after_secs }) if form => {
+            return Ok(HttpResponse::TooManyRequests()
+                .content_type("text/html; charset=utf-8")
+                .insert_header((header::RETRY_AFTER, retry_after_secs.to_string()))
+                .body(login_page(Some(&format!(
+                    "Too many wrong keys from this address. Try again in {retry_after_secs} s."
+                )))));
+        }
+        Err(e) => return Err(e),
     };
     let (token, ttl) = security.issue_session(index);
     let set_cookie = cookie(&req, &token, ttl.as_secs());
