@@ -617,3 +617,41 @@ async fn the_production_example_config_loads_and_demands_its_secrets() {
         text(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn deployment_files_agree_with_each_other_and_the_readme() {
+    // The compose, Prometheus, Grafana and systemd files cannot run here
+    // (no Docker engine); `deploy/check.sh` checks what can be checked.
+    if !gatelog_tests::require_tool(
+        "python3",
+        &["-c", "import yaml"],
+        "Debian package python3-yaml",
+    ) {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = tokio::process::Command::new("bash")
+        .arg("deploy/check.sh")
+        .current_dir(&root)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    // The README's deployment section names the same services and ports.
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    for (service, port) in [
+        ("gatelog", "port **8080**"),
+        ("postgres", "**127.0.0.1:5432**"),
+        ("prometheus", "**127.0.0.1:9090**"),
+        ("grafana", "**3000**"),
+    ] {
+        let said = format!("**{service}** on {port}");
+        assert!(readme.contains(&said), "README does not say {said:?}");
+    }
+}
