@@ -76,7 +76,7 @@ impl Application {
             )
         })?;
         let store = opened.store;
-        let listener = TcpListener::bind(&config.server.bind)
+        let listener = listen(&config.server.bind)
             .with_context(|| format!("cannot listen on {} (server.bind)", config.server.bind))?;
         let addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
@@ -229,6 +229,37 @@ impl Application {
             _ => Ok(()),
         }
     }
+}
+
+/// Connections the kernel queues before gatelog accepts them. The
+/// standard library's 128 is easily overrun when every dashboard
+/// reconnects at once after a restart; this is actix-web's default.
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// Binds `bind` (an address, or a name that resolves to some) with
+/// [`LISTEN_BACKLOG`], trying each resolved address in turn.
+fn listen(bind: &str) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let mut last = None;
+    for addr in std::net::ToSocketAddrs::to_socket_addrs(bind)? {
+        let attempt = (|| {
+            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+            socket.set_reuse_address(true)?;
+            socket.bind(&addr.into())?;
+            socket.listen(LISTEN_BACKLOG)?;
+            Ok(TcpListener::from(socket))
+        })();
+        match attempt {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the address resolves to nothing",
+        )
+    }))
 }
 
 fn spawn_demo(
