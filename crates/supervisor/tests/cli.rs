@@ -110,3 +110,23 @@ fn serve_refuses_a_public_bind_without_keys() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("without keys"), "{err}");
 }
+
+#[test]
+fn serve_on_a_port_in_use_exits_naming_the_setting() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = gatelog()
+        .arg("serve")
+        .env("GATELOG_SERVER__BIND", addr.to_string())
+        .env("GATELOG_STORE__PATH", dir.path().join("gatelog.db"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains(&format!("cannot listen on {addr} (server.bind)")),
+        "{err}"
+    );
+    drop(taken);
+}
