@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use gatelog_tests::{read, BinaryApp, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use sqlx::Connection;
 
 #[tokio::test]
 async fn new_read_is_201_and_repeat_is_skipped_with_the_passage() {
@@ -97,7 +98,6 @@ async fn malformed_json_is_400_and_oversized_body_is_413() {
 
 #[tokio::test]
 async fn locked_store_answers_503_with_retry_after_and_recovers() {
-    use sqlx::Connection;
     let app = TestApp::spawn_with(|c| c.store.busy_timeout_ms = 200).await;
     let (s, _) = app.post(&read("MSCU1234566", "2024-05-01T08:30:00Z")).await;
     assert_eq!(s, StatusCode::CREATED);
@@ -246,28 +246,58 @@ async fn real_binary_restart_keeps_dedup_and_sigterm_exits_cleanly() {
     assert!(app.terminate().await.success());
 }
 
+/// Eight clients posting distinct TGHU reads to `base` until a request
+/// fails; each returns the serials it got a 2xx for.
+fn post_until_stopped(base: &str) -> Vec<tokio::task::JoinHandle<Vec<String>>> {
+    (0..8u32)
+        .map(|c| {
+            let base = base.to_string();
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut acked = Vec::new();
+                for i in 0..2000u32 {
+                    let serial = format!("{:06}", c * 10_000 + i);
+                    let body = json!({"owner": "TGHU", "number": serial, "captured_at": "2024-05-01T08:30:00Z"});
+                    match client.post(format!("{base}/api/v1/recognitions")).json(&body).send().await {
+                        Ok(r) if r.status().is_success() => acked.push(serial),
+                        _ => break,
+                    }
+                }
+                acked
+            })
+        })
+        .collect()
+}
+
+/// Every TGHU serial stored, paging through `GET /api/v1/logs`.
+async fn stored_serials(app: &TestApp) -> HashSet<String> {
+    let mut stored = HashSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/logs?owner=TGHU&limit=1000&cursor={c}"),
+            None => "/api/v1/logs?owner=TGHU&limit=1000".to_string(),
+        };
+        let (_, page) = app.get(&path).await;
+        stored.extend(
+            page["logs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["container_number"].as_str().unwrap().to_string()),
+        );
+        cursor = page["next_cursor"].as_str().map(str::to_string);
+        if cursor.is_none() {
+            return stored;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_requests_and_every_ack_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     let app = BinaryApp::start(dir.path(), &[]).await;
-    let base = app.base.clone();
-    let mut tasks = Vec::new();
-    for c in 0..8u32 {
-        let base = base.clone();
-        tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            let mut acked = Vec::new();
-            for i in 0..400u32 {
-                let serial = format!("{:06}", c * 1000 + i);
-                let body = json!({"owner": "TGHU", "number": serial, "captured_at": "2024-05-01T08:30:00Z"});
-                match client.post(format!("{base}/api/v1/recognitions")).json(&body).send().await {
-                    Ok(r) if r.status().is_success() => acked.push(serial),
-                    _ => break,
-                }
-            }
-            acked
-        }));
-    }
+    let tasks = post_until_stopped(&app.base);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(app.terminate().await.success(), "clean exit after SIGTERM");
     let mut acked = Vec::new();
@@ -280,30 +310,56 @@ async fn sigterm_drains_in_flight_requests_and_every_ack_is_stored() {
     );
 
     let app = TestApp::spawn_in(dir, |_| {}).await;
-    let (_, page) = app.get("/api/v1/logs?owner=TGHU&limit=1000").await;
-    let mut stored: HashSet<String> = page["logs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["container_number"].as_str().unwrap().to_string())
-        .collect();
-    let mut cursor = page["next_cursor"].as_str().map(str::to_string);
-    while let Some(c) = cursor {
-        let (_, page) = app
-            .get(&format!("/api/v1/logs?owner=TGHU&limit=1000&cursor={c}"))
-            .await;
-        stored.extend(
-            page["logs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p["container_number"].as_str().unwrap().to_string()),
-        );
-        cursor = page["next_cursor"].as_str().map(str::to_string);
-    }
+    let stored = stored_serials(&app).await;
     for s in &acked {
         assert!(stored.contains(s), "acknowledged read {s} was lost");
     }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_mid_stream_loses_no_acknowledged_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = BinaryApp::start(dir.path(), &[]).await;
+    let tasks = post_until_stopped(&app.base);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // SIGKILL: no shutdown, no final checkpoint, the lock file left behind.
+    app.child.start_kill().unwrap();
+    let status = app.child.wait().await.unwrap();
+    assert!(!status.success(), "killed, not exited: {status:?}");
+    let mut acked = Vec::new();
+    for t in tasks {
+        acked.extend(t.await.unwrap());
+    }
+    assert!(
+        !acked.is_empty(),
+        "some requests were acknowledged before the kill"
+    );
+
+    // The store opens again, whole, with every acknowledged read.
+    let db = dir.path().join("gatelog.db");
+    let app = TestApp::spawn_in(dir, |_| {}).await;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", db.display()))
+        .await
+        .unwrap();
+    let (check,): (String,) = sqlx::query_as("PRAGMA integrity_check")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(check, "ok");
+    let stored = stored_serials(&app).await;
+    for s in &acked {
+        assert!(stored.contains(s), "acknowledged read {s} was lost");
+    }
+    // Dedup picks up where it was: a repeat of an acknowledged read joins
+    // its passage, and new reads are taken.
+    let (s, body) = app
+        .post(&json!({"owner": "TGHU", "number": acked[0], "captured_at": "2024-05-01T08:31:00Z"}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["seen_count"], 2);
+    let (s, _) = app.post(&read("MSCU1234566", "2024-05-01T09:00:00Z")).await;
+    assert_eq!(s, StatusCode::CREATED);
     app.stop().await;
 }
 
