@@ -451,16 +451,14 @@ async fn a_frame_sent_with_the_handshake_is_not_lost() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn an_upgrade_request_to_a_plain_route_gets_its_answer_and_a_close() {
+/// What the server answers to a WebSocket handshake for `path`, read
+/// until it closes the connection.
+async fn answer_to_upgrade(app: &TestApp, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let app = TestApp::spawn().await;
-    let (s, _) = app.post(&read("MSCU1234566", "2024-05-01T08:30:00Z")).await;
-    assert_eq!(s, StatusCode::CREATED);
     let host = app.base.trim_start_matches("http://");
     let mut stream = TcpStream::connect(host).await.unwrap();
     stream
-        .write_all(handshake(&app, "/api/v1/logs").as_bytes())
+        .write_all(handshake(app, path).as_bytes())
         .await
         .unwrap();
     let mut response = String::new();
@@ -468,6 +466,15 @@ async fn an_upgrade_request_to_a_plain_route_gets_its_answer_and_a_close() {
         .await
         .expect("the server answers and closes in time")
         .unwrap();
+    response
+}
+
+#[tokio::test]
+async fn an_upgrade_request_to_a_plain_route_gets_its_answer_and_a_close() {
+    let app = TestApp::spawn().await;
+    let (s, _) = app.post(&read("MSCU1234566", "2024-05-01T08:30:00Z")).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let response = answer_to_upgrade(&app, "/api/v1/logs").await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(
         response.to_ascii_lowercase().contains("connection: close"),
@@ -478,16 +485,9 @@ async fn an_upgrade_request_to_a_plain_route_gets_its_answer_and_a_close() {
     assert_eq!(body["logs"][0]["container"], "MSCU1234566");
 
     // An unknown path answers 404 in the API's error shape, not a hang.
-    let mut stream = TcpStream::connect(host).await.unwrap();
-    stream
-        .write_all(handshake(&app, "/ws/nowhere").as_bytes())
-        .await
-        .unwrap();
-    let mut response = String::new();
-    tokio::time::timeout(FRAME_WAIT, stream.read_to_string(&mut response))
-        .await
-        .expect("the server answers and closes in time")
-        .unwrap();
+    let response = answer_to_upgrade(&app, "/ws/nowhere").await;
     assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+    let body: Value = serde_json::from_str(response.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(body["code"], "not_found");
     app.stop().await;
 }
