@@ -342,8 +342,13 @@ impl WriterActor {
             }
             Err((e, broken)) => {
                 tracing::warn!(error = %e, reads = n_reads, "group commit failed");
+                // Every waiter gets the same condition, worded once.
+                let reason = match &e {
+                    StoreError::Unavailable(reason) => reason.clone(),
+                    other => other.to_string(),
+                };
                 for (_, _, reply) in writes {
-                    let _ = reply.send(Err(StoreError::Unavailable(e.to_string())));
+                    let _ = reply.send(Err(StoreError::Unavailable(reason.clone())));
                 }
                 if broken {
                     Err(e)

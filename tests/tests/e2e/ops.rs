@@ -655,3 +655,125 @@ async fn deployment_files_agree_with_each_other_and_the_readme() {
         assert!(readme.contains(&said), "README does not say {said:?}");
     }
 }
+
+/// A small tmpfs, unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `size` (as `mount -o size=` takes it) on a new
+    /// folder. Needs root; `None` when it cannot.
+    fn mount(size: &str) -> Option<Self> {
+        let dir = std::env::temp_dir().join(format!("gatelog-disk-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Self(dir))
+    }
+
+    fn resize(&self, size: &str) {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "remount {}", self.0.display());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_answers_503_keeps_what_was_stored_and_recovers() {
+    let Some(disk) = SmallDisk::mount("3m") else {
+        gatelog_tests::missing("mounting a small tmpfs needs root (the disk-full test)");
+        return;
+    };
+    let app = TestApp::spawn_in(tempfile::tempdir_in(&disk.0).unwrap(), |_| {}).await;
+    let batch = |from: u64| {
+        Value::Array(
+            (from..from + 200)
+                .map(|n| {
+                    json!({
+                        "container": gatelog_tests::container(n),
+                        "captured_at": "2024-05-01T08:30:00Z",
+                        "source_video": format!("rtsp://gate/{n}/{}", "v".repeat(400)),
+                    })
+                })
+                .collect(),
+        )
+    };
+    // Fill the disk until the store refuses.
+    let mut stored = 0u64;
+    let refusal = loop {
+        let r = app
+            .client
+            .post(app.url("/api/v1/recognitions"))
+            .json(&batch(stored))
+            .send()
+            .await
+            .unwrap();
+        if r.status() != StatusCode::OK {
+            break r;
+        }
+        stored += 200;
+        assert!(stored < 100_000, "a 3 MB disk never filled");
+    };
+    assert!(stored > 0, "something fit before the disk filled");
+    assert_eq!(refusal.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(refusal.headers().contains_key("retry-after"));
+    let body: Value = refusal.json().await.unwrap();
+    assert_eq!(body["status"], "error", "{body}");
+    let message = body["message"].as_str().unwrap_or_default().to_lowercase();
+    assert!(
+        !message.contains("sqlite") && !message.contains("insert"),
+        "{body}"
+    );
+
+    // Space comes back: the same server takes reads again, and everything
+    // acknowledged before is there, in a whole file.
+    disk.resize("64m");
+    let mut resumed = false;
+    for _ in 0..50 {
+        let r = app
+            .client
+            .post(app.url("/api/v1/recognitions"))
+            .json(&batch(stored))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::OK {
+            resumed = true;
+            stored += 200;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(resumed, "ingest resumed once the disk had room");
+    let (_, stats) = app
+        .get("/api/v1/stats?from=2024-05-01T08:00:00Z&to=2024-05-01T09:00:00Z&bucket=hour")
+        .await;
+    assert_eq!(stats["buckets"][0]["passages"], stored, "{stats}");
+    assert_eq!(stats["buckets"][0]["sightings"], stored, "{stats}");
+    let db = app.dir.path().join("gatelog.db");
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", db.display()))
+        .await
+        .unwrap();
+    let (check,): (String,) = sqlx::query_as("PRAGMA integrity_check")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(check, "ok");
+    drop(conn);
+    app.stop().await;
+}
