@@ -148,7 +148,8 @@ impl WriterHandle {
         .await
     }
 
-    /// Checks that the writer runs and can take the write lock.
+    /// Checks that the writer runs and can commit a write now (it takes
+    /// the write lock and rewrites one row).
     pub async fn probe(&self) -> Result<(), StoreError> {
         self.request(|reply| Command::Probe { reply }).await
     }
@@ -415,8 +416,19 @@ async fn finish<T>(
     Err((error, broken))
 }
 
+/// A real write, committed like any other: one row rewritten.
 async fn probe(conn: &mut SqliteConnection) -> Result<(), StoreError> {
-    in_transaction!(conn, async { Ok(()) }).map_err(|e| e.0)
+    in_transaction!(conn, async {
+        sqlx::query(
+            "INSERT INTO readiness (id, checked_at) VALUES (1, ?) \
+             ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+        )
+        .bind(micros(crate::rows::now()))
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    })
+    .map_err(|e| e.0)
 }
 
 /// The dedup key within this site.
