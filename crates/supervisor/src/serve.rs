@@ -62,19 +62,7 @@ impl Application {
         check_exposure(&config)?;
         let lock = gatelog_local_store::lock::StoreLock::try_acquire(&config.store.path)?;
         let metrics = Metrics::new();
-        let opened = Store::open(
-            &config.store,
-            &config.dedup,
-            &config.site.id,
-            metrics.clone(),
-        )
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open the local store at {}",
-                config.store.path.display()
-            )
-        })?;
+        let opened = crate::ops::open_store(&config, metrics.clone()).await?;
         let store = opened.store;
         let listener = listen(&config.server.bind)
             .with_context(|| format!("cannot listen on {} (server.bind)", config.server.bind))?;
@@ -335,15 +323,7 @@ async fn shutdown_signal() -> &'static str {
 
 /// `gatelog migrate`: applies the local schema and reports the version.
 pub async fn migrate_local(config: &Config) -> anyhow::Result<()> {
-    let metrics = Metrics::new();
-    let opened = Store::open(&config.store, &config.dedup, &config.site.id, metrics)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot migrate the local store at {}",
-                config.store.path.display()
-            )
-        })?;
+    let opened = crate::ops::open_store(config, Metrics::new()).await?;
     opened.store.close().await;
     println!(
         "local schema at {} is up to date ({} migrations)",

@@ -22,19 +22,7 @@ const RETRY_CHUNK: usize = 500;
 async fn open(
     config: &Config,
 ) -> anyhow::Result<(Store, CancellationToken, tokio::task::JoinHandle<()>)> {
-    let opened = Store::open(
-        &config.store,
-        &config.dedup,
-        &config.site.id,
-        Metrics::new(),
-    )
-    .await
-    .with_context(|| {
-        format!(
-            "cannot open the local store at {}",
-            config.store.path.display()
-        )
-    })?;
+    let opened = crate::ops::open_store(config, Metrics::new()).await?;
     let token = CancellationToken::new();
     let writer = opened.writer;
     let stop = token.clone();

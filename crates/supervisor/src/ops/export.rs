@@ -9,7 +9,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use gatelog_local_store::export::Exporter;
-use gatelog_local_store::Store;
 use gatelog_metrics::Metrics;
 
 use super::progress::Progress;
@@ -90,14 +89,7 @@ pub async fn run(config: &Config, args: &ExportArgs) -> anyhow::Result<()> {
         anyhow::anyhow!("{e}{flag}")
     })?;
     super::require_store(config)?;
-    let opened = Store::open(
-        &config.store,
-        &config.dedup,
-        &config.site.id,
-        Metrics::new(),
-    )
-    .await
-    .with_context(|| format!("cannot open the store at {}", config.store.path.display()))?;
+    let opened = super::open_store(config, Metrics::new()).await?;
     let store = opened.store;
     let total = store.count_matching(&filter).await?;
 

@@ -57,3 +57,20 @@ pub(crate) fn require_store(config: &Config) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Opens the local store as `config` says (applying its migrations),
+/// with an error that names the file.
+pub(crate) async fn open_store(
+    config: &Config,
+    metrics: gatelog_metrics::Metrics,
+) -> anyhow::Result<gatelog_local_store::Opened> {
+    use anyhow::Context;
+    gatelog_local_store::Store::open(&config.store, &config.dedup, &config.site.id, metrics)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the local store at {}",
+                config.store.path.display()
+            )
+        })
+}
