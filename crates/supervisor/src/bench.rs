@@ -102,14 +102,32 @@ mod tempfile_dir {
     }
 }
 
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
+/// GETs `url` and reads its JSON body, timing both.
+async fn timed_get(
+    client: &reqwest::Client,
+    url: &str,
+) -> anyhow::Result<(Duration, serde_json::Value)> {
+    let t = Instant::now();
+    let body = client
+        .get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok((t.elapsed(), body))
+}
+
+/// The `q` quantile of sorted latencies (nearest rank).
+pub(crate) fn percentile(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-fn ms(d: Duration) -> String {
+/// A latency in milliseconds, for the tables.
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
@@ -573,15 +591,8 @@ pub async fn search(args: &SearchArgs) -> anyhow::Result<()> {
         let mut rows = 0usize;
         for _ in 0..args.queries {
             let url = format!("{base}?{}", make(&mut rng));
-            let t = Instant::now();
-            let body: serde_json::Value = client
-                .get(&url)
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await?;
-            lat.push(t.elapsed());
+            let (took, body) = timed_get(&client, &url).await?;
+            lat.push(took);
             rows += body["logs"].as_array().map_or(0, Vec::len);
         }
         lat.sort_unstable();
@@ -600,15 +611,8 @@ pub async fn search(args: &SearchArgs) -> anyhow::Result<()> {
             Some(c) => format!("{base}?limit=50&cursor={c}"),
             None => format!("{base}?limit=50"),
         };
-        let t = Instant::now();
-        let body: serde_json::Value = client
-            .get(&url)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        lat.push(t.elapsed());
+        let (took, body) = timed_get(&client, &url).await?;
+        lat.push(took);
         cursor = body["next_cursor"].as_str().map(str::to_string);
     }
     let page_100 = *lat.last().unwrap_or(&Duration::ZERO);

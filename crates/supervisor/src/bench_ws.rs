@@ -24,7 +24,7 @@ use clap::Args;
 use futures_util::StreamExt;
 use gatelog_core::{CheckDigit, OwnerCode, SerialNumber};
 
-use crate::bench::Server;
+use crate::bench::{ms, percentile, Server};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -136,17 +136,6 @@ async fn connect_clients(
             .context("a client closed before its initial data")?;
     }
     Ok(tasks)
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
 pub async fn ws(args: &WsArgs) -> anyhow::Result<()> {
