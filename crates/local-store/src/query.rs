@@ -36,7 +36,20 @@ pub(crate) enum Substring {
 /// An FTS5 phrase for `s`. Filters hold only A-Z and 0-9 (the API checks),
 /// but any double quote is doubled so the phrase can never be broken out of.
 fn trigram_phrase(s: &str) -> String {
+    let s = selective_part(s);
     format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// The part of a search text worth looking up in the trigram index. An
+/// owner code's trigrams are in every passage of that owner, so merging
+/// them costs far more than it narrows; the text from two characters
+/// before its first digit is as selective. The exact filter is applied to
+/// the rows found either way.
+fn selective_part(s: &str) -> &str {
+    match s.find(|c: char| c.is_ascii_digit()) {
+        Some(i) if i > 2 => &s[i - 2..],
+        _ => s,
+    }
 }
 
 /// Newest first (the default) or oldest first.
@@ -306,6 +319,18 @@ pub(crate) async fn get(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn owner_letters_before_the_digits_are_left_out_of_trigram_lookups() {
+        assert_eq!(selective_part("MSCU12"), "CU12");
+        assert_eq!(selective_part("MSCU1234566"), "CU1234566");
+        assert_eq!(selective_part("SCU1"), "CU1");
+        assert_eq!(selective_part("CU12"), "CU12");
+        assert_eq!(selective_part("MSCU"), "MSCU");
+        assert_eq!(selective_part("123456"), "123456");
+        assert_eq!(trigram_phrase("MSCU12"), "\"CU12\"");
+    }
+
     use super::*;
 
     #[test]

@@ -323,6 +323,14 @@ async fn substring_search_agrees_with_a_plain_scan_on_every_plan() {
     );
     assert_eq!(count("ZZZ").await, 0);
 
+    // Another owner whose code ends like TGHU's: the trigram lookup for
+    // "TGHU0005" uses only "HU0005", and the exact prefix sorts it out.
+    r.store
+        .writer()
+        .write(vec![read("AAHU000512", at(20))])
+        .await
+        .unwrap();
+
     // Prefix and serial filters are narrowed by the same plan.
     let total = |filter: LogFilter| {
         let store = r.store.clone();
@@ -369,6 +377,7 @@ async fn substring_search_agrees_with_a_plain_scan_on_every_plan() {
         100,
         "rare prefix: trigram index"
     );
+    assert_eq!(total(prefix("AAHU0005")).await, 1);
     assert_eq!(total(prefix("GHU")).await, 0, "a prefix, not a substring");
     assert_eq!(total(number("000599")).await, 1);
     assert_eq!(total(number("123456")).await, 1);
