@@ -491,3 +491,37 @@ async fn an_upgrade_request_to_a_plain_route_gets_its_answer_and_a_close() {
     assert_eq!(body["code"], "not_found");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_oversized_client_frame_ends_that_connection_only() {
+    use futures_util::SinkExt;
+    let app = TestApp::spawn().await;
+    let mut big = connect(&app, "").await;
+    next_of(&mut big, "initial_data").await;
+    big.send(Message::text("x".repeat(64 * 1024)))
+        .await
+        .unwrap();
+    // The server closes it: a close frame, then the end of the stream.
+    let ended = tokio::time::timeout(FRAME_WAIT, async {
+        loop {
+            match big.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the connection with the oversized frame ended"
+    );
+
+    // Others are unaffected.
+    let mut other = connect(&app, "").await;
+    next_of(&mut other, "initial_data").await;
+    let (s, _) = app.post(&read("MSCU1234566", "2024-05-01T08:30:00Z")).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let frame = next_of(&mut other, "new_log").await;
+    assert_eq!(frame["log"]["container"], "MSCU1234566");
+    app.stop().await;
+}
