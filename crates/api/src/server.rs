@@ -104,7 +104,7 @@ fn app(
 ///
 /// This is the wiring `actix_web::HttpServer` does, plus an upgrade
 /// service: requests that switch protocols leave the HTTP/1 dispatcher
-/// (see [`crate::upgrade`]).
+/// (see the `upgrade` module).
 pub fn build_server(
     listener: TcpListener,
     state: AppState,

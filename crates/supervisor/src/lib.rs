@@ -13,7 +13,7 @@
 //! - [`serve`]: `gatelog serve`, wiring every component together.
 //! - [`sync_cmd`]: `gatelog sync status|retry` and `migrate --central`.
 //! - [`feed`]: a realistic simulated camera feed, for `--demo`.
-//! - [`bench`]: `gatelog bench`, the measurements in BENCHMARKS.md.
+//! - [`mod@bench`]: `gatelog bench`, the measurements in BENCHMARKS.md.
 //! - [`bench_ws`]: `gatelog bench ws`, live feed latency and memory.
 //! - [`ops`]: the operator commands `retention`, `backup`, `restore`,
 //!   `export` and `simulate`, and their progress display.
