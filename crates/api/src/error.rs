@@ -25,6 +25,12 @@ pub enum ApiError {
     /// A query parameter is missing, unknown or has a bad value.
     #[error("{message}")]
     BadParameter { param: String, message: String },
+    /// A WebSocket handshake that lacks or garbles `header`.
+    #[error("{message}")]
+    BadHandshake {
+        header: &'static str,
+        message: &'static str,
+    },
     /// A read failed validation.
     #[error("{0}")]
     Validation(FieldError),
@@ -72,6 +78,7 @@ impl ApiError {
         match self {
             ApiError::MalformedJson(_) => "malformed_json",
             ApiError::BadParameter { .. } => "bad_parameter",
+            ApiError::BadHandshake { .. } => "bad_handshake",
             ApiError::Validation(_) => "validation_failed",
             ApiError::TooLarge { .. } => "body_too_large",
             ApiError::NotFound(_) => "not_found",
@@ -86,6 +93,7 @@ impl ApiError {
     fn field(&self) -> Option<&str> {
         match self {
             ApiError::BadParameter { param, .. } => Some(param),
+            ApiError::BadHandshake { header, .. } => Some(header),
             ApiError::Validation(e) => Some(e.field.as_str()),
             _ => None,
         }
@@ -113,7 +121,9 @@ impl From<StoreError> for ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::MalformedJson(_) | ApiError::BadParameter { .. } => StatusCode::BAD_REQUEST,
+            ApiError::MalformedJson(_)
+            | ApiError::BadParameter { .. }
+            | ApiError::BadHandshake { .. } => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,

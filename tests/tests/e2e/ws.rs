@@ -451,16 +451,13 @@ async fn a_frame_sent_with_the_handshake_is_not_lost() {
     app.stop().await;
 }
 
-/// What the server answers to a WebSocket handshake for `path`, read
+/// What the server answers to `request` (a raw upgrade request), read
 /// until it closes the connection.
-async fn answer_to_upgrade(app: &TestApp, path: &str) -> String {
+async fn answer_to_upgrade(app: &TestApp, request: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = app.base.trim_start_matches("http://");
     let mut stream = TcpStream::connect(host).await.unwrap();
-    stream
-        .write_all(handshake(app, path).as_bytes())
-        .await
-        .unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     tokio::time::timeout(FRAME_WAIT, stream.read_to_string(&mut response))
         .await
@@ -474,7 +471,7 @@ async fn an_upgrade_request_to_a_plain_route_gets_its_answer_and_a_close() {
     let app = TestApp::spawn().await;
     let (s, _) = app.post(&read("MSCU1234566", "2024-05-01T08:30:00Z")).await;
     assert_eq!(s, StatusCode::CREATED);
-    let response = answer_to_upgrade(&app, "/api/v1/logs").await;
+    let response = answer_to_upgrade(&app, &handshake(&app, "/api/v1/logs")).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(
         response.to_ascii_lowercase().contains("connection: close"),
@@ -485,7 +482,7 @@ async fn an_upgrade_request_to_a_plain_route_gets_its_answer_and_a_close() {
     assert_eq!(body["logs"][0]["container"], "MSCU1234566");
 
     // An unknown path answers 404 in the API's error shape, not a hang.
-    let response = answer_to_upgrade(&app, "/ws/nowhere").await;
+    let response = answer_to_upgrade(&app, &handshake(&app, "/ws/nowhere")).await;
     assert!(response.starts_with("HTTP/1.1 404"), "{response}");
     let body: Value = serde_json::from_str(response.split_once("\r\n\r\n").unwrap().1).unwrap();
     assert_eq!(body["code"], "not_found");
@@ -523,5 +520,31 @@ async fn an_oversized_client_frame_ends_that_connection_only() {
     assert_eq!(s, StatusCode::CREATED);
     let frame = next_of(&mut other, "new_log").await;
     assert_eq!(frame["log"]["container"], "MSCU1234566");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_handshake_is_a_400_that_names_the_header() {
+    let app = TestApp::spawn().await;
+    let body_of = |response: &str| -> Value {
+        serde_json::from_str(response.split_once("\r\n\r\n").unwrap().1).unwrap()
+    };
+    for (drop, header) in [
+        ("Sec-WebSocket-Key", "Sec-WebSocket-Key"),
+        ("Sec-WebSocket-Version", "Sec-WebSocket-Version"),
+    ] {
+        let request: String = handshake(&app, "/ws/logs")
+            .split_inclusive("\r\n")
+            .filter(|line| !line.starts_with(drop))
+            .collect();
+        let response = answer_to_upgrade(&app, &request).await;
+        assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+        let body = body_of(&response);
+        assert_eq!(body["code"], "bad_handshake", "{body}");
+        assert_eq!(body["field"], header, "{body}");
+    }
+    let request = handshake(&app, "/ws/logs").replace("Version: 13", "Version: 8");
+    let body = body_of(&answer_to_upgrade(&app, &request).await);
+    assert_eq!(body["field"], "Sec-WebSocket-Version", "{body}");
     app.stop().await;
 }

@@ -126,7 +126,7 @@ pub async fn logs(
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
     let params = parse_params(req.query_string())?;
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let (response, session, stream) = actix_ws::handle(&req, body).map_err(handshake_error)?;
     let sub = state
         .broadcaster
         .join()
@@ -140,6 +140,27 @@ pub async fn logs(
     // this worker's thread.
     actix_web::rt::spawn(connection(state.into_inner(), params, sub, session, stream));
     Ok(response)
+}
+
+/// A refused handshake in the API's error shape, naming the header.
+fn handshake_error(e: actix_web::Error) -> actix_web::Error {
+    use actix_http::ws::HandshakeError as H;
+    let (header, message) = match e.as_error::<H>() {
+        Some(H::GetMethodRequired) => ("method", "a WebSocket handshake is a GET"),
+        Some(H::NoWebsocketUpgrade) => ("Upgrade", "send Upgrade: websocket"),
+        Some(H::NoConnectionUpgrade) => ("Connection", "send Connection: Upgrade"),
+        Some(H::NoVersionHeader) => ("Sec-WebSocket-Version", "send Sec-WebSocket-Version: 13"),
+        Some(H::UnsupportedVersion) => (
+            "Sec-WebSocket-Version",
+            "only WebSocket version 13 is supported",
+        ),
+        Some(H::BadWebsocketKey) => (
+            "Sec-WebSocket-Key",
+            "Sec-WebSocket-Key is missing or not a 16-byte base64 value",
+        ),
+        None => return e,
+    };
+    ApiError::BadHandshake { header, message }.into()
 }
 
 /// Why a connection ended, for the log and `gatelog_ws_disconnects_total`.
