@@ -38,6 +38,9 @@ pub enum ApiError {
     TooLarge { limit: usize },
     #[error("{0}")]
     NotFound(String),
+    /// The route exists but not for this method.
+    #[error("{method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
     /// No key, a wrong key, or a key of the wrong kind. The message never
     /// repeats what the client sent.
     #[error("{0}")]
@@ -82,6 +85,7 @@ impl ApiError {
             ApiError::Validation(_) => "validation_failed",
             ApiError::TooLarge { .. } => "body_too_large",
             ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Timeout => "request_timeout",
@@ -127,6 +131,7 @@ impl ResponseError for ApiError {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
@@ -169,4 +174,22 @@ pub fn item_error(e: &FieldError) -> serde_json::Value {
         "message": e.message,
         "field": e.field.as_str(),
     })
+}
+
+/// Gives the empty 405 that a route answers for a method it does not
+/// take the API's error shape. Used with actix-web's `ErrorHandlers`.
+pub fn method_not_allowed<B>(
+    res: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>> {
+    let (req, _) = res.into_parts();
+    let error = ApiError::MethodNotAllowed {
+        method: req.method().to_string(),
+        // The route's pattern, never the raw path, so nothing the client
+        // sent is echoed.
+        path: req.match_pattern().unwrap_or_else(|| "this route".into()),
+    };
+    let res = actix_web::dev::ServiceResponse::new(req, error.error_response());
+    Ok(actix_web::middleware::ErrorHandlerResponse::Response(
+        res.map_into_right_body(),
+    ))
 }

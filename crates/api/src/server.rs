@@ -61,6 +61,10 @@ fn app(
         .app_data(web::QueryConfig::default().error_handler(|_, _| {
             crate::ApiError::bad_param("query", "the query string is not valid").into()
         }))
+        .wrap(actix_web::middleware::ErrorHandlers::new().handler(
+            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+            crate::error::method_not_allowed,
+        ))
         // Auth runs inside CORS, so preflight requests (which carry no
         // key) are answered by CORS, and inside metrics, so 401s and
         // 429s are counted.

@@ -544,3 +544,41 @@ async fn health_readiness_and_metrics() {
         .contains("gatelog_http_requests_total{route=\"/api/v1/recognitions\",status=\"201\"} 1"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_method_a_route_does_not_take_is_405_in_the_error_shape() {
+    let app = TestApp::spawn().await;
+    for (method, path, pattern) in [
+        (reqwest::Method::DELETE, "/api/v1/logs", "/api/v1/logs"),
+        (
+            reqwest::Method::GET,
+            "/api/v1/recognitions",
+            "/api/v1/recognitions",
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/logs/0190d8f4-0000-7000-8000-000000000000",
+            "/api/v1/logs/{id}",
+        ),
+    ] {
+        let r = app
+            .client
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["code"], "method_not_allowed", "{body}");
+        assert_eq!(
+            body["message"],
+            format!("{method} is not allowed on {pattern}"),
+            "{body}"
+        );
+    }
+    app.stop().await;
+}
