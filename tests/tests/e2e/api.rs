@@ -528,6 +528,10 @@ async fn health_readiness_and_metrics() {
     let app = TestApp::spawn().await;
     assert_eq!(app.get("/healthz").await.0, StatusCode::OK);
     assert_eq!(app.get("/readyz").await.0, StatusCode::OK);
+    for probe in ["/healthz", "/readyz"] {
+        let r = app.client.head(app.url(probe)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "HEAD {probe}");
+    }
     app.post(&read("MSCU1234566", "2024-05-01T08:30:00Z")).await;
     app.post(&read("MSCU1234566", "2024-05-01T08:30:01Z")).await;
     app.post(&json!({"container": "bad"})).await;

@@ -25,8 +25,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/login").route(web::get().to(session::login)))
         .service(web::resource("/api/v1/logs/{id}").route(web::get().to(logs::get)))
         .service(web::resource("/api/v1/sync/status").route(web::get().to(sync::status)))
-        .service(web::resource("/healthz").route(web::get().to(health::healthz)))
-        .service(web::resource("/readyz").route(web::get().to(health::readyz)))
+        // Probes may use HEAD as well as GET.
+        .service(
+            web::resource("/healthz")
+                .route(web::get().to(health::healthz))
+                .route(web::head().to(health::healthz)),
+        )
+        .service(
+            web::resource("/readyz")
+                .route(web::get().to(health::readyz))
+                .route(web::head().to(health::readyz)),
+        )
         .service(web::resource("/metrics").route(web::get().to(health::metrics)))
         .service(web::resource("/api/v1/stats").route(web::get().to(stats::get)))
         .service(web::resource("/ws/logs").route(web::get().to(ws::logs)))
