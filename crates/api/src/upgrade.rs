@@ -16,8 +16,8 @@
 //! waits for their close frames.
 //!
 //! Anything that is not a `101 Switching Protocols` (a refusal, or an
-//! upgrade request to a route that does not upgrade) is written whole and
-//! the connection closed.
+//! upgrade request to a route that does not upgrade) is written as it
+//! comes and the connection closed.
 
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -78,12 +78,10 @@ where
     // long as the connection lives.
     let res: Response<B> = match Box::pin(app.call(req)).await {
         Ok(res) => res.into(),
-        Err(e) => {
-            return write_whole(&mut codec, &mut write, e.error_response().into()).await;
-        }
+        Err(e) => return write_whole(&mut codec, write, e.error_response().into()).await,
     };
     if res.status() != StatusCode::SWITCHING_PROTOCOLS {
-        return write_whole(&mut codec, &mut write, res).await;
+        return write_whole(&mut codec, write, res).await;
     }
 
     let (head, body) = res.into_parts();
@@ -111,28 +109,22 @@ async fn pump<B: MessageBody>(mut body: Pin<Box<B>>, mut write: OwnedWriteHalf) 
     let _ = tokio::time::timeout(Duration::from_secs(1), write.shutdown()).await;
 }
 
-/// Writes a response that does not upgrade, body and all, and closes.
+/// Writes a response that does not upgrade and closes the connection.
+/// The body is streamed as it comes (an export can be large); one of
+/// unknown length ends with the connection.
 async fn write_whole<B: MessageBody>(
     codec: &mut h1::Codec,
-    write: &mut OwnedWriteHalf,
+    mut write: OwnedWriteHalf,
     res: Response<B>,
 ) -> Result<(), actix_web::Error> {
     let (mut head, body) = res.into_parts();
     head.head_mut().set_connection_type(ConnectionType::Close);
-    // Bodies here are small JSON documents; one that will not collect is
-    // answered without it rather than left half-written.
-    let body = actix_http::body::to_bytes(body).await.unwrap_or_default();
-    let mut out = BytesMut::with_capacity(256 + body.len());
-    codec.encode(
-        Message::Item((head, BodySize::Sized(body.len() as u64))),
-        &mut out,
-    )?;
-    out.extend_from_slice(&body);
+    let mut out = BytesMut::with_capacity(256);
+    codec.encode(Message::Item((head, body.size())), &mut out)?;
     tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&out))
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-
-    let _ = tokio::time::timeout(Duration::from_secs(1), write.shutdown()).await;
+    pump(Box::pin(body), write).await;
     Ok(())
 }
 

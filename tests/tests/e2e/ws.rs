@@ -481,6 +481,16 @@ async fn an_upgrade_request_to_a_plain_route_gets_its_answer_and_a_close() {
     let body: Value = serde_json::from_str(body).expect("a whole JSON body");
     assert_eq!(body["logs"][0]["container"], "MSCU1234566");
 
+    // A streamed body (an export, of unknown length) ends with the
+    // connection.
+    let response =
+        answer_to_upgrade(&app, &handshake(&app, "/api/v1/logs/export?format=jsonl")).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let lines: Vec<&str> = response.split_once("\r\n\r\n").unwrap().1.lines().collect();
+    assert_eq!(lines.len(), 1, "{response}");
+    let passage: Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(passage["container"], "MSCU1234566");
+
     // An unknown path answers 404 in the API's error shape, not a hang.
     let response = answer_to_upgrade(&app, &handshake(&app, "/ws/nowhere")).await;
     assert!(response.starts_with("HTTP/1.1 404"), "{response}");
