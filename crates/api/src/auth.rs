@@ -39,13 +39,13 @@
 //! bucket answers 429 with `Retry-After`. Open paths, and every request
 //! when no keys are configured, are not rate limited.
 //!
-//! Failed authentications (a wrong key, on any path or at sign-in, or a
-//! session token that does not verify) are limited per client address:
-//! `limits.auth_failure_burst` at once, refilled at
+//! Wrong keys (a bearer key on any path, or at sign-in) are limited per
+//! client address: `limits.auth_failure_burst` at once, refilled at
 //! `limits.auth_failures_per_minute`. An address that has spent them gets
 //! 429 with `Retry-After` before any key it sends is checked, so keys
-//! cannot be guessed faster than that. A request that presents no
-//! credentials at all does not count. Every request must
+//! cannot be guessed faster than that. Session cookies do not count: they
+//! cannot be guessed, and every open dashboard holds a stale one after a
+//! restart. Neither does a request that presents no credentials. Every request must
 //! reach its response head within `server.request_timeout_secs` or gets
 //! 408, which covers clients that send their body slowly.
 
@@ -239,57 +239,46 @@ impl Security {
             Access::Ingest => INGEST_REQUIRED,
             _ => READ_REQUIRED,
         });
-        let session = (access == Access::Read)
-            .then(|| cookie(req, SESSION_COOKIE))
-            .flatten();
-        let authorization = req.headers().get(header::AUTHORIZATION);
-        if authorization.is_none() && session.is_none() {
-            // Nothing presented, so nothing failed.
-            return Err(denied);
-        }
-        let ip = peer_ip(req);
-        self.failures_allow(ip)?;
-        let result = self.check_credentials(req, access, authorization, session, denied);
-        if matches!(result, Err(ApiError::Unauthorized(m)) if m != CROSS_ORIGIN) {
-            self.record_failure(ip);
-        }
-        result
-    }
-
-    fn check_credentials(
-        &self,
-        req: &HttpRequest,
-        access: Access,
-        authorization: Option<&header::HeaderValue>,
-        session: Option<&str>,
-        denied: ApiError,
-    ) -> Result<Option<Principal>, ApiError> {
-        if let Some(value) = authorization {
-            let token = value
-                .to_str()
-                .ok()
-                .and_then(|v| v.split_once(' '))
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, t)| t.trim());
-            let Some(token) = token else {
-                return Err(denied);
-            };
-            let d = digest(token.as_bytes());
-            let found = match access {
-                Access::Ingest => find(&self.ingest, &d).map(Principal::Ingest),
-                _ => find(&self.read, &d).map(Principal::Read),
-            };
+        if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+            // A key can be guessed, so wrong keys spend the address's
+            // allowance. (A session token is an HMAC under a secret that
+            // never leaves memory; a stale one, as every dashboard holds
+            // after a restart, is no guess and spends nothing.)
+            let ip = peer_ip(req);
+            self.failures_allow(ip)?;
+            let found = self.check_key(access, value);
+            if found.is_none() {
+                self.record_failure(ip);
+            }
             return found.map(Some).ok_or(denied);
         }
-        if let Some(token) = session {
-            if let Some(index) = self.sessions.verify(token, self.read.len(), unix_now()) {
-                if !self.same_or_allowed_origin(req) {
-                    return Err(ApiError::Unauthorized(CROSS_ORIGIN));
+        if access == Access::Read {
+            if let Some(token) = cookie(req, SESSION_COOKIE) {
+                if let Some(index) = self.sessions.verify(token, self.read.len(), unix_now()) {
+                    if !self.same_or_allowed_origin(req) {
+                        return Err(ApiError::Unauthorized(CROSS_ORIGIN));
+                    }
+                    return Ok(Some(Principal::Read(index)));
                 }
-                return Ok(Some(Principal::Read(index)));
             }
         }
         Err(denied)
+    }
+
+    /// The key an `Authorization: Bearer` header names, among those of
+    /// `access`'s class.
+    fn check_key(&self, access: Access, value: &header::HeaderValue) -> Option<Principal> {
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim())?;
+        let d = digest(token.as_bytes());
+        match access {
+            Access::Ingest => find(&self.ingest, &d).map(Principal::Ingest),
+            _ => find(&self.read, &d).map(Principal::Read),
+        }
     }
 
     /// Takes one token from `who`'s bucket, or says how long to wait.

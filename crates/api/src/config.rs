@@ -116,8 +116,8 @@ pub struct LimitsConfig {
     /// Requests a key may make at once before the rate applies (the
     /// bucket's size).
     pub burst: u32,
-    /// Failed authentications (a wrong key, or a session token that does
-    /// not verify) each client address may make per minute on average.
+    /// Wrong keys (bearer or at sign-in) each client address may send per
+    /// minute on average.
     /// Once its allowance is spent, the address gets 429 before any key
     /// it sends is checked. 0 turns this off.
     pub auth_failures_per_minute: u32,
