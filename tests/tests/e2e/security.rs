@@ -857,3 +857,132 @@ async fn wrong_keys_are_limited_per_address_even_when_the_next_key_is_right() {
     assert_eq!(r.status(), StatusCode::OK);
     app.stop().await;
 }
+
+/// A random string from pieces that tend to break parsers.
+fn garbage(rng: &mut impl rand::Rng) -> String {
+    const PIECES: [&str; 24] = [
+        "",
+        "MSCU",
+        "123456",
+        "6",
+        "'",
+        "\"",
+        ";",
+        "--",
+        "%",
+        "%00",
+        "%ZZ",
+        "\\",
+        "/",
+        "..",
+        "*",
+        " ",
+        "+",
+        "&",
+        "=",
+        "\u{0}",
+        "é",
+        "한",
+        "2024-05-01T08:30:00Z",
+        "-1",
+    ];
+    let n = rng.random_range(0..6);
+    let mut s: String = (0..n)
+        .map(|_| PIECES[rng.random_range(0..PIECES.len())])
+        .collect();
+    if rng.random_bool(0.05) {
+        s.push_str(&"9".repeat(rng.random_range(100..5000)));
+    }
+    s
+}
+
+#[tokio::test]
+async fn random_queries_and_bodies_never_get_a_5xx() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = rand::random();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let app = TestApp::spawn().await;
+    let (s, _) = app.post(&read("MSCU1234566", "2024-05-01T08:30:00Z")).await;
+    assert_eq!(s, StatusCode::CREATED);
+    const KEYS: [&str; 16] = [
+        "owner",
+        "number",
+        "container",
+        "q",
+        "from",
+        "to",
+        "camera",
+        "site",
+        "check",
+        "sync",
+        "limit",
+        "cursor",
+        "order",
+        "format",
+        "bucket",
+        "colour",
+    ];
+    const PATHS: [&str; 5] = [
+        "/api/v1/logs",
+        "/api/v1/logs/export",
+        "/api/v1/stats",
+        "/api/v1/sync/status",
+        "/api/v1/logs/0190d8f4-0000-7000-8000-000000000000",
+    ];
+    for i in 0..300 {
+        let pairs: Vec<(String, String)> = (0..rng.random_range(0..4))
+            .map(|_| {
+                let key = if rng.random_bool(0.9) {
+                    KEYS[rng.random_range(0..KEYS.len())].to_string()
+                } else {
+                    garbage(&mut rng)
+                };
+                (key, garbage(&mut rng))
+            })
+            .collect();
+        let query = serde_urlencoded::to_string(&pairs).unwrap();
+        let path = PATHS[i % PATHS.len()];
+        let r = app
+            .client
+            .get(format!("{}{path}?{query}", app.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        assert!(
+            status.is_success() || status.as_u16() == 400 || status.as_u16() == 404,
+            "seed {seed}: GET {path}?{query} answered {status}"
+        );
+        if !status.is_success() {
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["status"], "error", "seed {seed}: {path}?{query}");
+        }
+
+        let body = match rng.random_range(0..3) {
+            0 => garbage(&mut rng),
+            1 => json!({ KEYS[rng.random_range(0..KEYS.len())]: garbage(&mut rng),
+                         "container": garbage(&mut rng), "captured_at": garbage(&mut rng) })
+            .to_string(),
+            _ => json!([{ "owner": garbage(&mut rng), "number": garbage(&mut rng),
+                          "check_digit": garbage(&mut rng), "captured_at": "2024-05-01T08:31:00Z" }])
+            .to_string(),
+        };
+        let r = app
+            .client
+            .post(app.url("/api/v1/recognitions"))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        assert!(
+            matches!(status, 200 | 201 | 400 | 413 | 422),
+            "seed {seed}: POST {body:?} answered {status}"
+        );
+    }
+    let (s, page) = app.get("/api/v1/logs?owner=MSCU&number=123456").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(page["logs"][0]["container"], "MSCU1234566");
+    app.stop().await;
+}
