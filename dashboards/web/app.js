@@ -317,11 +317,27 @@ function connect() {
         break;
     }
   });
-  socket.addEventListener('close', () => {
+  socket.addEventListener('close', async () => {
     setLive('offline');
+    if (await signedOut()) return;
     setTimeout(connect, reconnectDelay);
     reconnectDelay = Math.min(reconnectDelay * 2, 15000);
   });
+}
+
+// A browser cannot see why a WebSocket handshake failed. After a server
+// restart every session ends, so ask the API: a 401 means sign in again.
+async function signedOut() {
+  try {
+    const res = await fetch('/api/v1/sync/status', { cache: 'no-store' });
+    if (res.status === 401) {
+      location.assign('/login');
+      return true;
+    }
+  } catch {
+    // The server is unreachable: keep trying to reconnect.
+  }
+  return false;
 }
 
 // ---- Sync indicator -------------------------------------------------------

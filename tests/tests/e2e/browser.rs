@@ -18,18 +18,56 @@ fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
 }
 
-#[tokio::test]
-async fn dashboard_works_in_headless_chromium() {
+/// The Chromium to drive, once node, Chromium and playwright-core are
+/// there; `None` (after saying so) when one is missing.
+fn chromium() -> Option<String> {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     if !require_tool("node", &["--version"], "apt-get install nodejs")
         || !require_tool(&chromium, &["--version"], "apt-get install chromium")
     {
-        return;
+        return None;
     }
     if !browser_dir().join("node_modules/playwright-core").is_dir() {
         missing("playwright-core is not installed (run `npm ci` in tests/browser)");
-        return;
+        return None;
     }
+    Some(chromium)
+}
+
+#[tokio::test]
+async fn a_stale_session_sends_the_dashboard_back_to_sign_in() {
+    const READ: &str = "read-key-browser-7c1e9a";
+    let Some(chromium) = chromium() else { return };
+    let app = TestApp::spawn_with(|c| {
+        c.auth.ingest_keys = vec![secrecy::SecretString::from("ingest-key-browser-2b4d")];
+        c.auth.read_keys = vec![secrecy::SecretString::from(READ)];
+    })
+    .await;
+    let out = tokio::process::Command::new("node")
+        .arg("signin.mjs")
+        .arg(&app.base)
+        .arg(READ)
+        .current_dir(browser_dir())
+        .env("CHROMIUM", &chromium)
+        .output()
+        .await
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the browser checks failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("ok - a dashboard whose session ended goes back to the sign-in form"),
+        "{stdout}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn dashboard_works_in_headless_chromium() {
+    let Some(chromium) = chromium() else { return };
 
     let images = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(images.path().join("cam1")).unwrap();
