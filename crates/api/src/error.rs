@@ -181,6 +181,8 @@ pub fn item_error(e: &FieldError) -> serde_json::Value {
 pub fn method_not_allowed<B>(
     res: actix_web::dev::ServiceResponse<B>,
 ) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>> {
+    // The route's `Allow` header (which methods it takes) is kept.
+    let allow = res.headers().get(header::ALLOW).cloned();
     let (req, _) = res.into_parts();
     let error = ApiError::MethodNotAllowed {
         method: req.method().to_string(),
@@ -188,7 +190,11 @@ pub fn method_not_allowed<B>(
         // sent is echoed.
         path: req.match_pattern().unwrap_or_else(|| "this route".into()),
     };
-    let res = actix_web::dev::ServiceResponse::new(req, error.error_response());
+    let mut response = error.error_response();
+    if let Some(allow) = allow {
+        response.headers_mut().insert(header::ALLOW, allow);
+    }
+    let res = actix_web::dev::ServiceResponse::new(req, response);
     Ok(actix_web::middleware::ErrorHandlerResponse::Response(
         res.map_into_right_body(),
     ))

@@ -552,17 +552,24 @@ async fn health_readiness_and_metrics() {
 #[tokio::test]
 async fn a_method_a_route_does_not_take_is_405_in_the_error_shape() {
     let app = TestApp::spawn().await;
-    for (method, path, pattern) in [
-        (reqwest::Method::DELETE, "/api/v1/logs", "/api/v1/logs"),
+    for (method, path, pattern, allowed) in [
+        (
+            reqwest::Method::DELETE,
+            "/api/v1/logs",
+            "/api/v1/logs",
+            "GET",
+        ),
         (
             reqwest::Method::GET,
             "/api/v1/recognitions",
             "/api/v1/recognitions",
+            "POST",
         ),
         (
             reqwest::Method::POST,
             "/api/v1/logs/0190d8f4-0000-7000-8000-000000000000",
             "/api/v1/logs/{id}",
+            "GET",
         ),
     ] {
         let r = app
@@ -576,6 +583,11 @@ async fn a_method_a_route_does_not_take_is_405_in_the_error_shape() {
             StatusCode::METHOD_NOT_ALLOWED,
             "{method} {path}"
         );
+        let allow = r.headers()[reqwest::header::ALLOW]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(allow.contains(allowed), "{method} {path}: Allow: {allow}");
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["code"], "method_not_allowed", "{body}");
         assert_eq!(
