@@ -304,62 +304,112 @@ impl WriterActor {
         if writes.is_empty() {
             return Ok(());
         }
+        self.commit_writes(conn, writes).await
+    }
 
-        let started = Instant::now();
-        let reads: Vec<(&Read, i64)> = writes
-            .iter()
-            .flat_map(|(reads, at, _)| reads.iter().map(move |r| (r, *at)))
-            .collect();
-        let n_reads = reads.len();
-        let plan = in_transaction!(conn, write_reads(conn, &self.dedup, &self.site_id, reads));
-        match plan {
-            Ok(outcomes) => {
-                self.metrics
-                    .store_commit_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                self.metrics.store_commit_reads.observe(n_reads as f64);
-                let mut fresh = Vec::new();
-                for o in outcomes.iter().filter(|o| !o.replayed) {
-                    let result = match o.kind {
-                        OutcomeKind::Created => "accepted",
-                        OutcomeKind::Joined => "duplicate",
-                    };
-                    self.metrics
-                        .recognitions_total
-                        .with_label_values(&[result])
-                        .inc();
-                    fresh.push(o.clone());
+    /// Commits concurrent writes together: one transaction, one fsync. A
+    /// group that fails for a reason that is not the store's condition (a
+    /// constraint, a bug) is split in halves and retried, so one poison
+    /// write fails alone and every other write still commits.
+    async fn commit_writes(
+        &self,
+        conn: &mut SqliteConnection,
+        writes: Vec<PendingWrite>,
+    ) -> Result<(), StoreError> {
+        let mut groups = vec![writes];
+        while let Some(mut group) = groups.pop() {
+            let started = Instant::now();
+            let reads: Vec<(&Read, i64)> = group
+                .iter()
+                .flat_map(|(reads, at, _)| reads.iter().map(move |r| (r, *at)))
+                .collect();
+            let n_reads = reads.len();
+            let plan = in_transaction!(conn, write_reads(conn, &self.dedup, &self.site_id, reads));
+            let (e, broken) = match plan {
+                Ok(outcomes) => {
+                    self.committed(group, outcomes, started, n_reads);
+                    continue;
                 }
-                let mut outcomes = outcomes.into_iter();
-                for (reads, _, reply) in writes {
-                    let mine: Vec<Outcome> = outcomes.by_ref().take(reads.len()).collect();
-                    let _ = reply.send(Ok(mine));
-                }
-                if !fresh.is_empty() {
-                    // Nobody listening is fine.
-                    let _ = self.events.send(fresh.into());
-                }
-                Ok(())
+                Err(failure) => failure,
+            };
+            if !broken && !e.is_unavailable() && group.len() > 1 {
+                tracing::warn!(error = %e, writes = group.len(), "group commit failed; retrying its writes apart");
+                let right = group.split_off(group.len() / 2);
+                // Left on top: writes still commit in arrival order.
+                groups.push(right);
+                groups.push(group);
+                continue;
             }
-            Err((e, broken)) => {
-                tracing::warn!(error = %e, reads = n_reads, "group commit failed");
-                // Every waiter gets the same condition, worded once.
+            tracing::warn!(error = %e, reads = n_reads, "group commit failed");
+            if e.is_unavailable() || broken {
+                // Every waiter, here and in groups not tried yet, gets the
+                // same condition, worded once.
                 let reason = match &e {
                     StoreError::Unavailable(reason) => reason.clone(),
                     other => other.to_string(),
                 };
-                for (_, _, reply) in writes {
+                let waiting = if broken {
+                    groups.drain(..).flatten().collect()
+                } else {
+                    Vec::new()
+                };
+                for (_, _, reply) in group.into_iter().chain(waiting) {
                     let _ = reply.send(Err(StoreError::Unavailable(reason.clone())));
                 }
                 if broken {
-                    Err(e)
-                } else {
-                    Ok(())
+                    return Err(e);
                 }
+            } else if let Some((_, _, reply)) = group.pop() {
+                // One write that cannot be stored: its request alone fails.
+                let _ = reply.send(Err(e));
             }
+        }
+        Ok(())
+    }
+
+    /// Answers the writes of a committed group and announces what is new.
+    fn committed(
+        &self,
+        group: Vec<PendingWrite>,
+        outcomes: Vec<Outcome>,
+        started: Instant,
+        n_reads: usize,
+    ) {
+        self.metrics
+            .store_commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.store_commit_reads.observe(n_reads as f64);
+        let mut fresh = Vec::new();
+        for o in outcomes.iter().filter(|o| !o.replayed) {
+            let result = match o.kind {
+                OutcomeKind::Created => "accepted",
+                OutcomeKind::Joined => "duplicate",
+            };
+            self.metrics
+                .recognitions_total
+                .with_label_values(&[result])
+                .inc();
+            fresh.push(o.clone());
+        }
+        let mut outcomes = outcomes.into_iter();
+        for (reads, _, reply) in group {
+            let mine: Vec<Outcome> = outcomes.by_ref().take(reads.len()).collect();
+            let _ = reply.send(Ok(mine));
+        }
+        if !fresh.is_empty() {
+            // Nobody listening is fine.
+            let _ = self.events.send(fresh.into());
         }
     }
 }
+
+/// A write waiting for its group commit: its reads, when they arrived,
+/// and where to answer.
+type PendingWrite = (
+    Vec<Read>,
+    i64,
+    oneshot::Sender<Result<Vec<Outcome>, StoreError>>,
+);
 
 fn command_reads(cmd: &Command) -> usize {
     match cmd {

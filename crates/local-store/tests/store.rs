@@ -392,3 +392,77 @@ async fn substring_search_agrees_with_a_plain_scan_on_every_plan() {
     );
     r.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_cannot_be_stored_fails_alone_and_its_group_commits() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.db");
+    let r = Running::open(&path).await;
+    // A read the database refuses whatever the writer does: a stand-in for
+    // a constraint or a bug that only some input reaches.
+    let mut side = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER poison BEFORE INSERT ON sightings WHEN new.container = 'CSQU3054383' \
+         BEGIN SELECT RAISE(ABORT, 'poison read'); END",
+    )
+    .execute(&mut side)
+    .await
+    .unwrap();
+
+    // Hold the write lock so that the writes below queue up and are
+    // gathered into one group behind the first.
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut side)
+        .await
+        .unwrap();
+    let write = |c: &'static str, secs: i64| {
+        let writer = r.store.writer().clone();
+        tokio::spawn(async move { writer.write(vec![read(c, at(secs))]).await })
+    };
+    let first = write("MSCU1234566", 0);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let good = ["MAEU1234567", "HLXU1234560", "CMAU1234563", "OOLU1234561"];
+    let mut tasks: Vec<_> = good
+        .iter()
+        .enumerate()
+        .map(|(i, c)| write(c, i as i64))
+        .collect();
+    let poison = write("CSQU3054383", 10);
+    tasks.extend(
+        good.iter()
+            .enumerate()
+            .map(|(i, c)| write(c, 400 + i as i64)),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    sqlx::query("COMMIT").execute(&mut side).await.unwrap();
+
+    assert!(first.await.unwrap().is_ok());
+    for t in tasks {
+        let outcome = t.await.unwrap().expect("the good writes commit");
+        assert_eq!(outcome.len(), 1);
+    }
+    let err = poison.await.unwrap().expect_err("the poison write fails");
+    assert!(!err.is_unavailable(), "a refusal, not a 503: {err}");
+
+    let page = r
+        .store
+        .search(&LogFilter {
+            limit: 100,
+            ..LogFilter::default()
+        })
+        .await
+        .unwrap();
+    // Five containers; the second read of each good one (400 s later) is a
+    // new passage, since the window is 300 s.
+    assert_eq!(
+        page.logs.len(),
+        1 + 2 * good.len(),
+        "{:?}",
+        page.logs.iter().map(|p| &p.container).collect::<Vec<_>>()
+    );
+    assert!(page.logs.iter().all(|p| p.container != "CSQU3054383"));
+    r.stop().await;
+}
