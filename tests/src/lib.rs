@@ -233,6 +233,19 @@ impl BinaryApp {
     }
 }
 
+/// What SQLite's `PRAGMA integrity_check` says of the store file at `db`
+/// (`"ok"` when whole), read through a read-only connection of its own.
+pub async fn integrity_check(db: &Path) -> String {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", db.display()))
+        .await
+        .expect("the store file opens read-only");
+    sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&mut conn)
+        .await
+        .expect("the integrity check runs")
+}
+
 /// A valid container number (with its check digit) that differs for each
 /// `n`, from a few real owner codes.
 pub fn container(n: u64) -> String {

@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use gatelog_tests::{read, BinaryApp, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sqlx::Connection;
 
 #[tokio::test]
 async fn new_read_is_201_and_repeat_is_skipped_with_the_passage() {
@@ -98,6 +97,7 @@ async fn malformed_json_is_400_and_oversized_body_is_413() {
 
 #[tokio::test]
 async fn locked_store_answers_503_with_retry_after_and_recovers() {
+    use sqlx::Connection;
     let app = TestApp::spawn_with(|c| c.store.busy_timeout_ms = 200).await;
     let (s, _) = app.post(&read("MSCU1234566", "2024-05-01T08:30:00Z")).await;
     assert_eq!(s, StatusCode::CREATED);
@@ -339,14 +339,7 @@ async fn a_kill_mid_stream_loses_no_acknowledged_read() {
     // The store opens again, whole, with every acknowledged read.
     let db = dir.path().join("gatelog.db");
     let app = TestApp::spawn_in(dir, |_| {}).await;
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", db.display()))
-        .await
-        .unwrap();
-    let (check,): (String,) = sqlx::query_as("PRAGMA integrity_check")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(check, "ok");
+    assert_eq!(gatelog_tests::integrity_check(&db).await, "ok");
     let stored = stored_serials(&app).await;
     for s in &acked {
         assert!(stored.contains(s), "acknowledged read {s} was lost");

@@ -771,14 +771,6 @@ async fn a_full_disk_answers_503_keeps_what_was_stored_and_recovers() {
     assert_eq!(stats["buckets"][0]["passages"], stored, "{stats}");
     assert_eq!(stats["buckets"][0]["sightings"], stored, "{stats}");
     let db = app.dir.path().join("gatelog.db");
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", db.display()))
-        .await
-        .unwrap();
-    let (check,): (String,) = sqlx::query_as("PRAGMA integrity_check")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(check, "ok");
-    drop(conn);
+    assert_eq!(gatelog_tests::integrity_check(&db).await, "ok");
     app.stop().await;
 }
