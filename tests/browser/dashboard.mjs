@@ -8,7 +8,7 @@
 // first failed check.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { check, launch } from './common.mjs';
 
 const [base, artifacts] = process.argv.slice(2);
 if (!base || !artifacts) {
@@ -17,18 +17,8 @@ if (!base || !artifacts) {
 }
 mkdirSync(artifacts, { recursive: true });
 
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-const browser = await chromium.launch({
-  executablePath,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-
+const browser = await launch();
 const problems = [];
-function check(ok, message) {
-  if (!ok) throw new Error(`check failed: ${message}`);
-  console.log(`ok - ${message}`);
-}
 
 async function post(body) {
   const res = await fetch(`${base}/api/v1/recognitions`, {

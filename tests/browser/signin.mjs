@@ -4,7 +4,7 @@
 // dashboard goes back to the sign-in form by itself.
 //
 // Usage: node signin.mjs <base-url> <read-key>
-import { chromium } from 'playwright-core';
+import { check, launch } from './common.mjs';
 
 const [base, key] = process.argv.slice(2);
 if (!base || !key) {
@@ -12,17 +12,7 @@ if (!base || !key) {
   process.exit(2);
 }
 
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-const browser = await chromium.launch({
-  executablePath,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-
-function check(ok, message) {
-  if (!ok) throw new Error(`check failed: ${message}`);
-  console.log(`ok - ${message}`);
-}
+const browser = await launch();
 
 try {
   const context = await browser.newContext({ locale: 'en-US' });
@@ -45,7 +35,7 @@ try {
   check(true, 'a dashboard whose session ended goes back to the sign-in form');
 } catch (e) {
   console.error(e.message);
+  process.exitCode = 1;
+} finally {
   await browser.close();
-  process.exit(1);
 }
-await browser.close();

@@ -1,5 +1,6 @@
 //! The dashboard in a real browser: headless Chromium driven by
-//! playwright-core (`tests/browser/dashboard.mjs`) against the real app.
+//! playwright-core (`tests/browser/dashboard.mjs`, and `signin.mjs` with
+//! keys configured) against the real app.
 //!
 //! Needs `node`, Debian's `chromium` at /usr/bin/chromium (or `CHROMIUM`),
 //! and `npm ci` run once in `tests/browser`. Screenshots go to
@@ -34,6 +35,26 @@ fn chromium() -> Option<String> {
     Some(chromium)
 }
 
+/// Runs `script` in `tests/browser` with node, asserts that it passed, and
+/// returns what it printed.
+async fn run_script(chromium: &str, script: &str, args: &[&std::ffi::OsStr]) -> String {
+    let out = tokio::process::Command::new("node")
+        .arg(script)
+        .args(args)
+        .current_dir(browser_dir())
+        .env("CHROMIUM", chromium)
+        .output()
+        .await
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the browser checks of {script} failed:\n{stdout}\n{stderr}"
+    );
+    stdout
+}
+
 #[tokio::test]
 async fn a_stale_session_sends_the_dashboard_back_to_sign_in() {
     const READ: &str = "read-key-browser-7c1e9a";
@@ -43,21 +64,7 @@ async fn a_stale_session_sends_the_dashboard_back_to_sign_in() {
         c.auth.read_keys = vec![secrecy::SecretString::from(READ)];
     })
     .await;
-    let out = tokio::process::Command::new("node")
-        .arg("signin.mjs")
-        .arg(&app.base)
-        .arg(READ)
-        .current_dir(browser_dir())
-        .env("CHROMIUM", &chromium)
-        .output()
-        .await
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the browser checks failed:\n{stdout}\n{stderr}"
-    );
+    let stdout = run_script(&chromium, "signin.mjs", &[app.base.as_ref(), READ.as_ref()]).await;
     assert!(
         stdout.contains("ok - a dashboard whose session ended goes back to the sign-in form"),
         "{stdout}"
@@ -92,22 +99,13 @@ async fn dashboard_works_in_headless_chromium() {
     }
 
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts");
-    let out = tokio::process::Command::new("node")
-        .arg("dashboard.mjs")
-        .arg(&app.base)
-        .arg(&artifacts)
-        .current_dir(browser_dir())
-        .env("CHROMIUM", &chromium)
-        .output()
-        .await
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = run_script(
+        &chromium,
+        "dashboard.mjs",
+        &[app.base.as_ref(), artifacts.as_os_str()],
+    )
+    .await;
     println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "the browser checks failed:\n{stdout}\n{stderr}"
-    );
     assert!(stdout.contains("ok - no console errors"), "{stdout}");
     let shot = std::fs::metadata(artifacts.join("dashboard.png")).expect("a screenshot");
     assert!(shot.len() > 10_000, "the screenshot is suspiciously small");
