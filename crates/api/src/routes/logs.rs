@@ -12,8 +12,9 @@ use uuid::Uuid;
 
 use crate::{ApiError, AppState};
 
-/// The parameters `GET /api/v1/logs` knows.
-const PARAMS: [&str; 13] = [
+/// The parameters `GET /api/v1/logs` knows (and the export, which takes
+/// the same filters and `format`).
+pub const PARAMS: [&str; 13] = [
     "owner",
     "number",
     "container",
