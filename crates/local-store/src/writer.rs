@@ -80,11 +80,7 @@ pub struct Outcome {
 }
 
 pub(crate) enum Command {
-    Write {
-        reads: Vec<Read>,
-        received_at: i64,
-        reply: oneshot::Sender<Result<Vec<Outcome>, StoreError>>,
-    },
+    Write(PendingWrite),
     Probe {
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
@@ -140,10 +136,12 @@ impl WriterHandle {
             return Ok(Vec::new());
         }
         let received_at = micros(Utc::now());
-        self.request(|reply| Command::Write {
-            reads,
-            received_at,
-            reply,
+        self.request(|reply| {
+            Command::Write(PendingWrite {
+                reads,
+                received_at,
+                reply,
+            })
         })
         .await
     }
@@ -277,11 +275,7 @@ impl WriterActor {
         let mut writes = Vec::new();
         for cmd in batch {
             match cmd {
-                Command::Write {
-                    reads,
-                    received_at,
-                    reply,
-                } => writes.push((reads, received_at, reply)),
+                Command::Write(write) => writes.push(write),
                 Command::Probe { reply } => {
                     let r = probe(conn).await;
                     let _ = reply.send(r);
@@ -321,7 +315,7 @@ impl WriterActor {
             let started = Instant::now();
             let reads: Vec<(&Read, i64)> = group
                 .iter()
-                .flat_map(|(reads, at, _)| reads.iter().map(move |r| (r, *at)))
+                .flat_map(|w| w.reads.iter().map(move |r| (r, w.received_at)))
                 .collect();
             let n_reads = reads.len();
             let plan = in_transaction!(conn, write_reads(conn, &self.dedup, &self.site_id, reads));
@@ -353,15 +347,17 @@ impl WriterActor {
                 } else {
                     Vec::new()
                 };
-                for (_, _, reply) in group.into_iter().chain(waiting) {
-                    let _ = reply.send(Err(StoreError::Unavailable(reason.clone())));
+                for write in group.into_iter().chain(waiting) {
+                    let _ = write
+                        .reply
+                        .send(Err(StoreError::Unavailable(reason.clone())));
                 }
                 if broken {
                     return Err(e);
                 }
-            } else if let Some((_, _, reply)) = group.pop() {
+            } else if let Some(write) = group.pop() {
                 // One write that cannot be stored: its request alone fails.
-                let _ = reply.send(Err(e));
+                let _ = write.reply.send(Err(e));
             }
         }
         Ok(())
@@ -392,9 +388,9 @@ impl WriterActor {
             fresh.push(o.clone());
         }
         let mut outcomes = outcomes.into_iter();
-        for (reads, _, reply) in group {
-            let mine: Vec<Outcome> = outcomes.by_ref().take(reads.len()).collect();
-            let _ = reply.send(Ok(mine));
+        for write in group {
+            let mine: Vec<Outcome> = outcomes.by_ref().take(write.reads.len()).collect();
+            let _ = write.reply.send(Ok(mine));
         }
         if !fresh.is_empty() {
             // Nobody listening is fine.
@@ -403,17 +399,17 @@ impl WriterActor {
     }
 }
 
-/// A write waiting for its group commit: its reads, when they arrived,
-/// and where to answer.
-type PendingWrite = (
-    Vec<Read>,
-    i64,
-    oneshot::Sender<Result<Vec<Outcome>, StoreError>>,
-);
+/// A write waiting for its group commit.
+pub(crate) struct PendingWrite {
+    reads: Vec<Read>,
+    /// When the request arrived (µs), stored with each sighting.
+    received_at: i64,
+    reply: oneshot::Sender<Result<Vec<Outcome>, StoreError>>,
+}
 
 fn command_reads(cmd: &Command) -> usize {
     match cmd {
-        Command::Write { reads, .. } => reads.len(),
+        Command::Write(write) => write.reads.len(),
         Command::Import { passages, .. } => passages.len(),
         Command::Probe { .. } | Command::Sync { .. } => 1,
         Command::Retain { max, .. } => *max as usize,
