@@ -85,11 +85,7 @@ where
     }
 
     let (head, body) = res.into_parts();
-    let mut out = BytesMut::with_capacity(256);
-    codec
-        .encode(Message::Item((head, BodySize::Stream)), &mut out)
-        .map_err(actix_web::Error::from)?;
-    write.write_all(&out).await?;
+    write_head(&mut codec, &mut write, head, body.size()).await?;
     // From here the connection is its own small task: the dispatcher and
     // this future (sized for the app's whole middleware chain) end now.
     actix_web::rt::spawn(live.track(pump(Box::pin(body), write)));
@@ -119,12 +115,23 @@ async fn write_whole<B: MessageBody>(
 ) -> Result<(), actix_web::Error> {
     let (mut head, body) = res.into_parts();
     head.head_mut().set_connection_type(ConnectionType::Close);
+    write_head(codec, &mut write, head, body.size()).await?;
+    pump(Box::pin(body), write).await;
+    Ok(())
+}
+
+/// Encodes a response head with the connection's codec and writes it.
+async fn write_head(
+    codec: &mut h1::Codec,
+    write: &mut OwnedWriteHalf,
+    head: Response<()>,
+    size: BodySize,
+) -> Result<(), actix_web::Error> {
     let mut out = BytesMut::with_capacity(256);
-    codec.encode(Message::Item((head, body.size())), &mut out)?;
+    codec.encode(Message::Item((head, size)), &mut out)?;
     tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&out))
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-    pump(Box::pin(body), write).await;
     Ok(())
 }
 
