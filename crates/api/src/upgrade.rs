@@ -78,10 +78,10 @@ where
     // long as the connection lives.
     let res: Response<B> = match Box::pin(app.call(req)).await {
         Ok(res) => res.into(),
-        Err(e) => return write_whole(&mut codec, write, e.error_response().into()).await,
+        Err(e) => return answer_and_close(&mut codec, write, e.error_response().into()).await,
     };
     if res.status() != StatusCode::SWITCHING_PROTOCOLS {
-        return write_whole(&mut codec, write, res).await;
+        return answer_and_close(&mut codec, write, res).await;
     }
 
     let (head, body) = res.into_parts();
@@ -108,7 +108,7 @@ async fn pump<B: MessageBody>(mut body: Pin<Box<B>>, mut write: OwnedWriteHalf) 
 /// Writes a response that does not upgrade and closes the connection.
 /// The body is streamed as it comes (an export can be large); one of
 /// unknown length ends with the connection.
-async fn write_whole<B: MessageBody>(
+async fn answer_and_close<B: MessageBody>(
     codec: &mut h1::Codec,
     mut write: OwnedWriteHalf,
     res: Response<B>,
