@@ -36,6 +36,12 @@ pub enum ApiError {
     Validation(FieldError),
     #[error("request body is larger than the limit of {limit} bytes")]
     TooLarge { limit: usize },
+    /// One read's JSON is larger than what a sighting keeps as `raw`.
+    #[error("a recognition is larger than the limit of {limit} bytes of JSON kept per read")]
+    ReadTooLarge { limit: usize },
+    /// The client's `id` was used before for a read with other content.
+    #[error("id was already used for a different read (passage {passage_id}); a retry must send the same content, and a new read needs a new id")]
+    IdConflict { passage_id: uuid::Uuid },
     #[error("{0}")]
     NotFound(String),
     /// The route exists but not for this method.
@@ -84,6 +90,8 @@ impl ApiError {
             ApiError::BadHandshake { .. } => "bad_handshake",
             ApiError::Validation(_) => "validation_failed",
             ApiError::TooLarge { .. } => "body_too_large",
+            ApiError::ReadTooLarge { .. } => "read_too_large",
+            ApiError::IdConflict { .. } => "id_conflict",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unauthorized(_) => "unauthorized",
@@ -99,6 +107,7 @@ impl ApiError {
             ApiError::BadParameter { param, .. } => Some(param),
             ApiError::BadHandshake { header, .. } => Some(header),
             ApiError::Validation(e) => Some(e.field.as_str()),
+            ApiError::IdConflict { .. } => Some("id"),
             _ => None,
         }
     }
@@ -129,7 +138,10 @@ impl ResponseError for ApiError {
             | ApiError::BadParameter { .. }
             | ApiError::BadHandshake { .. } => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge { .. } | ApiError::ReadTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::IdConflict { .. } => StatusCode::CONFLICT,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -166,14 +178,16 @@ impl ResponseError for ApiError {
     }
 }
 
-/// The JSON of a validation error inside a batch result.
-pub fn item_error(e: &FieldError) -> serde_json::Value {
-    serde_json::json!({
-        "status": "error",
-        "code": "validation_failed",
-        "message": e.message,
-        "field": e.field.as_str(),
+/// The JSON of one item's error inside a batch result: the same shape as a
+/// whole response's error.
+pub fn item_error(e: &ApiError) -> serde_json::Value {
+    serde_json::to_value(Body {
+        status: "error",
+        code: e.code(),
+        message: e.message(),
+        field: e.field(),
     })
+    .unwrap_or_default()
 }
 
 /// Gives the empty 405 that a route answers for a method it does not

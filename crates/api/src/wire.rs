@@ -12,8 +12,9 @@ use serde_json::{Map, Value};
 /// The most items one POST may carry.
 pub const MAX_BATCH: usize = 1000;
 
-/// Converts one JSON item to a raw read.
-pub fn raw_read(value: &Value) -> Result<RawRead, FieldError> {
+/// Converts one JSON item to a raw read; `raw` is the item's text exactly
+/// as it was received, which the sighting keeps.
+pub fn raw_read(value: &Value, raw: &str) -> Result<RawRead, FieldError> {
     let Value::Object(map) = value else {
         return Err(FieldError::new(
             Field::Body,
@@ -44,7 +45,7 @@ pub fn raw_read(value: &Value) -> Result<RawRead, FieldError> {
                 ))
             }
         },
-        raw: value.to_string(),
+        raw: raw.to_string(),
     })
 }
 
@@ -112,19 +113,25 @@ mod tests {
             (json!({"confidence": "high"}), Field::Confidence),
             (json!("MSCU1234566"), Field::Body),
         ] {
-            assert_eq!(raw_read(&body).unwrap_err().field, field, "{body}");
+            assert_eq!(
+                raw_read(&body, &body.to_string()).unwrap_err().field,
+                field,
+                "{body}"
+            );
         }
     }
 
     #[test]
     fn integer_serials_keep_leading_zeros() {
-        let r = raw_read(&json!({"owner": "MSCU", "number": 12345})).unwrap();
+        let body = json!({"owner": "MSCU", "number": 12345});
+        let r = raw_read(&body, &body.to_string()).unwrap();
         assert_eq!(r.number.as_deref(), Some("012345"));
     }
 
     #[test]
     fn raw_input_is_kept_verbatim() {
-        let body = json!({"container": "MSCU1234566", "lane": 3});
-        assert_eq!(raw_read(&body).unwrap().raw, body.to_string());
+        let text = r#"{ "lane": 3,  "container" : "MSCU1234566" }"#;
+        let body: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(raw_read(&body, text).unwrap().raw, text);
     }
 }

@@ -21,11 +21,19 @@ impl Flags {
     pub const CHECK_DIGIT_MISMATCH: Flags = Flags(2);
     /// The category letter is not U, J or Z.
     pub const CATEGORY_UNKNOWN: Flags = Flags(4);
+    /// The camera's time was more than a day ahead of the server's clock,
+    /// or before 2000; the receive time was used, and `raw` keeps the
+    /// camera's.
+    pub const CLOCK_SKEW: Flags = Flags(8);
+    /// The read carried no `captured_at`; the receive time was used.
+    pub const TIME_ASSUMED: Flags = Flags(16);
 
-    const NAMES: [(Flags, &'static str); 3] = [
+    const NAMES: [(Flags, &'static str); 5] = [
         (Flags::CHECK_DIGIT_MISSING, "check_digit_missing"),
         (Flags::CHECK_DIGIT_MISMATCH, "check_digit_mismatch"),
         (Flags::CATEGORY_UNKNOWN, "category_unknown"),
+        (Flags::CLOCK_SKEW, "clock_skew"),
+        (Flags::TIME_ASSUMED, "time_assumed"),
     ];
 
     pub const fn empty() -> Self {
@@ -39,7 +47,7 @@ impl Flags {
     /// Rebuilds flags from stored bits, dropping any this version does not
     /// know.
     pub fn from_bits_truncate(bits: i64) -> Self {
-        Flags((bits & 0b111) as u8)
+        Flags((bits & 0b1_1111) as u8)
     }
 
     pub fn is_empty(self) -> bool {
@@ -118,14 +126,14 @@ pub struct Passage {
 }
 
 /// One accepted read, attached to its passage.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Sighting {
     pub id: Uuid,
     pub passage_id: Uuid,
     pub captured_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
-    /// The input exactly as received.
-    pub raw: serde_json::Value,
+    /// The input exactly as received: its JSON text, byte for byte.
+    pub raw: Box<serde_json::value::RawValue>,
     /// The number this read carried, normalised.
     pub container: String,
     pub source_video: Option<String>,
@@ -150,6 +158,6 @@ mod tests {
             r#"["check_digit_missing","category_unknown"]"#
         );
         assert_eq!(Flags::from_bits_truncate(i64::from(f.bits())), f);
-        assert_eq!(Flags::from_bits_truncate(0xff).bits(), 0b111);
+        assert_eq!(Flags::from_bits_truncate(0xff).bits(), 0b1_1111);
     }
 }

@@ -5,9 +5,16 @@
 //! fault. Malformed owner codes, serials and timestamps are rejected; a
 //! missing or wrong check digit and an unknown category letter are flagged,
 //! or rejected when [`ValidationConfig`] says so.
+//!
+//! A camera whose clock is wrong still saw a real truck, so a read is never
+//! refused for its time: a missing `captured_at`, one more than a day ahead
+//! of the server's clock, or one before 2000 is replaced by the time the
+//! server received the read and flagged (`time_assumed`, `clock_skew`); the
+//! camera's own time stays in `raw`.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Timelike, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::container::{CheckDigit, CheckStatus, ContainerNumber, OwnerCode, SerialNumber};
@@ -16,6 +23,15 @@ use crate::passage::Flags;
 
 /// The longest text gatelog keeps in a metadata field such as `camera_id`.
 pub const MAX_TEXT_LEN: usize = 1024;
+
+/// The largest read, in bytes of JSON as received, that gatelog stores as a
+/// sighting's `raw`. Unknown fields are kept there, so without a cap a
+/// client could grow the store as fast as it may post.
+pub const MAX_RAW_LEN: usize = 4096;
+
+/// How far ahead of the server's clock a camera's time may be before it
+/// is distrusted. Cameras and servers drift by seconds, not by a day.
+const MAX_CLOCK_LEAD: Duration = Duration::days(1);
 
 /// A check digit as OCR modules send it: a number or a one-character string.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,7 +90,13 @@ pub struct ValidationConfig {
 /// A validated read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Read {
+    /// The client's idempotency key for this read, scoped to this site. It
+    /// is never used as a sighting's or a passage's id.
     pub id: Option<Uuid>,
+    /// A digest of what the client sent (the container, its own time and
+    /// the metadata), so that a reused `id` with other content is told
+    /// apart from a retry.
+    pub content_digest: String,
     pub container: ContainerNumber,
     pub flags: Flags,
     pub captured_at: DateTime<Utc>,
@@ -86,8 +108,18 @@ pub struct Read {
 }
 
 impl Read {
-    /// Validates a raw read under `config`.
+    /// Validates a raw read under `config`, received now.
     pub fn parse(raw: RawRead, config: &ValidationConfig) -> Result<Self, FieldError> {
+        Self::parse_at(raw, config, Utc::now())
+    }
+
+    /// Validates a raw read under `config`, received at `received_at` (the
+    /// time used when the camera's own is missing or not to be trusted).
+    pub fn parse_at(
+        raw: RawRead,
+        config: &ValidationConfig,
+        received_at: DateTime<Utc>,
+    ) -> Result<Self, FieldError> {
         let id = raw
             .id
             .as_deref()
@@ -142,23 +174,32 @@ impl Read {
             flags.insert(Flags::CATEGORY_UNKNOWN);
         }
 
-        let captured_at = match raw.captured_at.as_deref() {
+        let camera_time = raw
+            .captured_at
+            .as_deref()
+            .map(|s| {
+                DateTime::parse_from_rfc3339(s.trim())
+                    .map(|t| stored_precision(t.with_timezone(&Utc)))
+                    .map_err(|_| {
+                        FieldError::new(
+                            Field::CapturedAt,
+                            "captured_at must be an RFC 3339 timestamp with an offset, such as 2024-05-01T08:30:00Z",
+                        )
+                    })
+            })
+            .transpose()?;
+        let received_at = stored_precision(received_at);
+        let captured_at = match camera_time {
             None => {
-                return Err(FieldError::new(
-                    Field::CapturedAt,
-                    "captured_at is required (RFC 3339, such as 2024-05-01T08:30:00Z)",
-                ))
+                flags.insert(Flags::TIME_ASSUMED);
+                received_at
             }
-            Some(s) => DateTime::parse_from_rfc3339(s.trim())
-                .map_err(|_| {
-                    FieldError::new(
-                        Field::CapturedAt,
-                        "captured_at must be an RFC 3339 timestamp with an offset, such as 2024-05-01T08:30:00Z",
-                    )
-                })?
-                .with_timezone(&Utc),
+            Some(t) if t > received_at + MAX_CLOCK_LEAD || t < earliest_trusted() => {
+                flags.insert(Flags::CLOCK_SKEW);
+                received_at
+            }
+            Some(t) => t,
         };
-
         let confidence = match raw.confidence {
             Some(c) if !(0.0..=1.0).contains(&c) || c.is_nan() => {
                 return Err(FieldError::new(
@@ -169,14 +210,28 @@ impl Read {
             other => other,
         };
 
+        let camera_id = text(raw.camera_id, Field::CameraId)?;
+        let source_video = text(raw.source_video, Field::SourceVideo)?;
+        let cropped_image_ref = text(raw.cropped_image_ref, Field::CroppedImageRef)?;
+        let content_digest = digest(&[
+            &container.normalized(),
+            &camera_time
+                .map(|t| t.timestamp_micros().to_string())
+                .unwrap_or_default(),
+            camera_id.as_deref().unwrap_or_default(),
+            source_video.as_deref().unwrap_or_default(),
+            cropped_image_ref.as_deref().unwrap_or_default(),
+            &confidence.map(|c| c.to_string()).unwrap_or_default(),
+        ]);
         Ok(Self {
             id,
+            content_digest,
             container,
             flags,
             captured_at,
-            camera_id: text(raw.camera_id, Field::CameraId)?,
-            source_video: text(raw.source_video, Field::SourceVideo)?,
-            cropped_image_ref: text(raw.cropped_image_ref, Field::CroppedImageRef)?,
+            camera_id,
+            source_video,
+            cropped_image_ref,
             confidence,
             raw: raw.raw,
         })
@@ -255,6 +310,42 @@ fn parse_container(raw: &RawRead) -> Result<ContainerNumber, FieldError> {
             "send either container or owner and number, not both",
         )),
     }
+}
+
+/// The earliest camera time that is believed: no gate camera feeding
+/// gatelog recorded before 2000, and such times come from reset clocks.
+fn earliest_trusted() -> DateTime<Utc> {
+    NaiveDate::from_ymd_opt(2000, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .unwrap_or_default()
+}
+
+/// A time as the store keeps it: whole microseconds, and a leap second
+/// (`23:59:60`) held at the last microsecond of its minute, so that the
+/// answer to a read shows exactly what was stored, on the same day.
+fn stored_precision(t: DateTime<Utc>) -> DateTime<Utc> {
+    let nanos = t.nanosecond();
+    let micros = if nanos >= 1_000_000_000 {
+        999_999
+    } else {
+        nanos / 1_000
+    };
+    t.with_nanosecond(micros * 1_000).unwrap_or(t)
+}
+
+/// A hex SHA-256 of the parts, each length-prefixed so that no two lists
+/// of parts share a digest.
+fn digest(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p.as_bytes());
+    }
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn text(value: Option<String>, field: Field) -> Result<Option<String>, FieldError> {
@@ -368,7 +459,6 @@ mod tests {
                 Box::new(|r| r.check_digit = Some(CheckDigitInput::Text("x".into()))),
                 Field::CheckDigit,
             ),
-            (Box::new(|r| r.captured_at = None), Field::CapturedAt),
             (
                 Box::new(|r| r.captured_at = Some("yesterday".into())),
                 Field::CapturedAt,
@@ -389,6 +479,87 @@ mod tests {
             mutate(&mut r);
             assert_eq!(parse(r).unwrap_err().field, field, "case {i}");
         }
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn untrusted_camera_times_take_the_receive_time() {
+        let now = at("2026-11-30T12:00:00Z");
+        for (given, flag) in [
+            (None, Flags::TIME_ASSUMED),
+            (Some("9999-12-31T23:59:59Z"), Flags::CLOCK_SKEW),
+            (Some("0001-01-01T00:00:00Z"), Flags::CLOCK_SKEW),
+            (Some("1999-12-31T23:59:59Z"), Flags::CLOCK_SKEW),
+            (Some("2026-12-01T12:00:01Z"), Flags::CLOCK_SKEW),
+        ] {
+            let mut r = raw();
+            r.captured_at = given.map(str::to_string);
+            r.raw = format!("{given:?}");
+            let read = Read::parse_at(r, &ValidationConfig::default(), now).unwrap();
+            assert_eq!(read.captured_at, now, "{given:?}");
+            assert!(read.flags.contains(flag), "{given:?}");
+            assert_eq!(
+                read.raw,
+                format!("{given:?}"),
+                "the camera's time stays in raw"
+            );
+        }
+        // Up to a day ahead, and anything since 2000, is the camera's own.
+        for given in ["2026-12-01T12:00:00Z", "2000-01-01T00:00:00Z"] {
+            let mut r = raw();
+            r.captured_at = Some(given.into());
+            let read = Read::parse_at(r, &ValidationConfig::default(), now).unwrap();
+            assert_eq!(read.captured_at, at(given));
+            assert!(read.flags.is_empty());
+        }
+    }
+
+    #[test]
+    fn times_are_kept_as_stored() {
+        let mut r = raw();
+        r.captured_at = Some("2016-12-31T23:59:60.5Z".into());
+        let leap = parse(r).unwrap().captured_at;
+        assert_eq!(leap.to_rfc3339(), "2016-12-31T23:59:59.999999+00:00");
+        let mut r = raw();
+        r.captured_at = Some("2024-05-01T08:30:00.123456789Z".into());
+        let t = parse(r).unwrap().captured_at;
+        assert_eq!(
+            DateTime::from_timestamp_micros(t.timestamp_micros()),
+            Some(t)
+        );
+    }
+
+    #[test]
+    fn the_digest_tells_content_apart() {
+        let a = parse(raw()).unwrap();
+        let mut same = raw();
+        same.owner = Some("MSCU".into());
+        same.raw = "other spelling".into();
+        assert_eq!(parse(same).unwrap().content_digest, a.content_digest);
+        let mut other = raw();
+        other.number = Some("123457".into());
+        assert_ne!(parse(other).unwrap().content_digest, a.content_digest);
+        let mut later = raw();
+        later.captured_at = Some("2024-05-01T08:30:01+09:00".into());
+        assert_ne!(parse(later).unwrap().content_digest, a.content_digest);
+        // A read without its own time is the same content on a retry,
+        // though the receive time differs.
+        let mut untimed = raw();
+        untimed.captured_at = None;
+        let first = Read::parse_at(
+            untimed.clone(),
+            &ValidationConfig::default(),
+            at("2026-01-01T00:00:00Z"),
+        );
+        let retry = Read::parse_at(
+            untimed,
+            &ValidationConfig::default(),
+            at("2026-01-01T00:00:05Z"),
+        );
+        assert_eq!(first.unwrap().content_digest, retry.unwrap().content_digest);
     }
 
     #[test]

@@ -111,7 +111,9 @@ impl TryFrom<SightingRow> for Sighting {
     fn try_from(r: SightingRow) -> Result<Self, StoreError> {
         // The raw input is kept as received; if it is not JSON (it always is
         // when it came through the API) it is shown as a string.
-        let raw = serde_json::from_str(&r.raw).unwrap_or(serde_json::Value::String(r.raw));
+        let raw = serde_json::value::RawValue::from_string(r.raw.clone()).or_else(|_| {
+            serde_json::value::to_raw_value(&r.raw).map_err(|e| StoreError::Corrupt(e.to_string()))
+        })?;
         Ok(Sighting {
             id: parse_id(&r.id)?,
             passage_id: parse_id(&r.passage_id)?,

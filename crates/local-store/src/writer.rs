@@ -67,6 +67,20 @@ impl OutcomeKind {
     }
 }
 
+/// What a read's client id (its idempotency key) found in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// No read with this client id was stored (or the read had none): the
+    /// read was written now.
+    Fresh,
+    /// A read with this client id and the same content was stored: nothing
+    /// was written, and `kind` is the original outcome.
+    Same,
+    /// A read with this client id but other content was stored: nothing
+    /// was written, and `passage` is the one the original read went to.
+    Conflict,
+}
+
 /// The committed result of one read.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -74,9 +88,7 @@ pub struct Outcome {
     /// The passage as it stood right after this read.
     pub passage: Passage,
     pub sighting_id: Uuid,
-    /// True when the read's client id was already stored: nothing was
-    /// written and `kind` is the original outcome.
-    pub replayed: bool,
+    pub replay: Replay,
 }
 
 pub(crate) enum Command {
@@ -160,7 +172,7 @@ impl WriterHandle {
             .await
     }
 
-    /// Every committed batch of outcomes (replays excluded), for the live
+    /// Every committed batch of outcomes (only fresh reads), for the live
     /// feed. Receivers that fall behind see `Lagged` and must resync.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<[Outcome]>> {
         self.events.subscribe()
@@ -376,7 +388,7 @@ impl WriterActor {
             .observe(started.elapsed().as_secs_f64());
         self.metrics.store_commit_reads.observe(n_reads as f64);
         let mut fresh = Vec::new();
-        for o in outcomes.iter().filter(|o| !o.replayed) {
+        for o in outcomes.iter().filter(|o| o.replay == Replay::Fresh) {
             let result = match o.kind {
                 OutcomeKind::Created => "accepted",
                 OutcomeKind::Joined => "duplicate",
@@ -480,6 +492,23 @@ async fn probe(conn: &mut SqliteConnection) -> Result<(), StoreError> {
 /// The dedup key within this site.
 type Key = (String, String);
 
+/// A read stored earlier under a client id.
+struct Earlier {
+    sighting_id: Uuid,
+    passage_id: Uuid,
+    kind: OutcomeKind,
+    content_digest: String,
+}
+
+/// A sighting decided in this batch, to be inserted.
+struct NewSighting<'a> {
+    id: Uuid,
+    passage_id: Uuid,
+    read: &'a Read,
+    received_at: i64,
+    kind: OutcomeKind,
+}
+
 /// A passage being decided in this batch.
 struct Working {
     passage: Passage,
@@ -498,31 +527,38 @@ async fn write_reads(
     // Stored times have microsecond precision; answer with what is stored.
     let now = crate::rows::now();
 
-    // 1. Client ids already stored: their reads are replays.
+    // 1. Client ids already stored: their reads are replays, or conflicts
+    //    when the content differs.
     let client_ids: Vec<String> = reads
         .iter()
         .filter_map(|(r, _)| r.id.map(|id| id.to_string()))
         .collect();
-    let mut known: HashMap<Uuid, (Uuid, OutcomeKind)> = HashMap::new();
+    let mut known: HashMap<Uuid, Earlier> = HashMap::new();
     for chunk in client_ids.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT id, passage_id, outcome FROM sightings WHERE id IN (",
+            "SELECT id, client_id, passage_id, outcome, content_digest FROM sightings WHERE client_id IN (",
         );
         let mut sep = q.separated(", ");
         for id in chunk {
             sep.push_bind(id);
         }
         q.push(")");
-        let rows: Vec<(String, String, String)> = q.build_query_as().fetch_all(&mut *conn).await?;
-        for (id, pid, outcome) in rows {
+        let rows: Vec<(String, String, String, String, Option<String>)> =
+            q.build_query_as().fetch_all(&mut *conn).await?;
+        for (id, client_id, pid, outcome, digest) in rows {
             let kind = if outcome == "created" {
                 OutcomeKind::Created
             } else {
                 OutcomeKind::Joined
             };
             known.insert(
-                crate::rows::parse_id(&id)?,
-                (crate::rows::parse_id(&pid)?, kind),
+                crate::rows::parse_id(&client_id)?,
+                Earlier {
+                    sighting_id: crate::rows::parse_id(&id)?,
+                    passage_id: crate::rows::parse_id(&pid)?,
+                    kind,
+                    content_digest: digest.unwrap_or_default(),
+                },
             );
         }
     }
@@ -531,7 +567,7 @@ async fn write_reads(
     //    every other read: same key, span within the window of the batch's
     //    reads of that key.
     let mut working: HashMap<Uuid, Working> = HashMap::new();
-    let replay_ids: Vec<String> = known.values().map(|(pid, _)| pid.to_string()).collect();
+    let replay_ids: Vec<String> = known.values().map(|e| e.passage_id.to_string()).collect();
     for chunk in replay_ids.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(format!(
             "SELECT {PASSAGE_COLUMNS} FROM passages WHERE id IN ("
@@ -615,28 +651,35 @@ async fn write_reads(
 
     // 3. Decide each read in arrival order.
     let mut outcomes = Vec::with_capacity(reads.len());
-    let mut sightings: Vec<(Uuid, Uuid, &Read, i64, OutcomeKind)> = Vec::new();
+    let mut sightings: Vec<NewSighting> = Vec::new();
     for (read, received_at) in &reads {
-        if let Some(id) = read.id {
-            if let Some((pid, kind)) = known.get(&id) {
-                let passage = match working.get(pid) {
-                    Some(w) => w.passage.clone(),
-                    None => {
-                        return Err(StoreError::Corrupt(format!("sighting {id} has no passage")))
-                    }
-                };
-                outcomes.push(Outcome {
-                    kind: *kind,
-                    passage,
-                    sighting_id: id,
-                    replayed: true,
-                });
-                continue;
-            }
+        if let Some(earlier) = read.id.and_then(|id| known.get(&id)) {
+            let passage = match working.get(&earlier.passage_id) {
+                Some(w) => w.passage.clone(),
+                None => {
+                    return Err(StoreError::Corrupt(format!(
+                        "sighting {} has no passage",
+                        earlier.sighting_id
+                    )))
+                }
+            };
+            outcomes.push(Outcome {
+                kind: earlier.kind,
+                passage,
+                sighting_id: earlier.sighting_id,
+                replay: if earlier.content_digest == read.content_digest {
+                    Replay::Same
+                } else {
+                    Replay::Conflict
+                },
+            });
+            continue;
         }
-        let sighting_id = read.id.unwrap_or_else(Uuid::now_v7);
+        // Ids are made here, never taken from the client: a client id is
+        // only an idempotency key, and another site may use the same one.
+        let sighting_id = Uuid::now_v7();
         let t = read.captured_micros();
-        let (kind, pid) = match index.observe(key_of(read), t, || sighting_id) {
+        let (kind, pid) = match index.observe(key_of(read), t, Uuid::now_v7) {
             Observation::Created(pid) => {
                 working.insert(
                     pid,
@@ -662,14 +705,31 @@ async fn write_reads(
                 (OutcomeKind::Joined, pid)
             }
         };
-        // A second read with the same client id in this batch replays this one.
-        known.insert(sighting_id, (pid, kind));
-        sightings.push((sighting_id, pid, read, *received_at, kind));
+        // A second read with the same client id in this batch replays this
+        // one, or conflicts with it.
+        if let Some(client_id) = read.id {
+            known.insert(
+                client_id,
+                Earlier {
+                    sighting_id,
+                    passage_id: pid,
+                    kind,
+                    content_digest: read.content_digest.clone(),
+                },
+            );
+        }
+        sightings.push(NewSighting {
+            id: sighting_id,
+            passage_id: pid,
+            read,
+            received_at: *received_at,
+            kind,
+        });
         outcomes.push(Outcome {
             kind,
             passage: working[&pid].passage.clone(),
             sighting_id,
-            replayed: false,
+            replay: Replay::Fresh,
         });
     }
 
@@ -685,13 +745,15 @@ async fn write_reads(
     for chunk in sightings.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO sightings (id, passage_id, captured_at, received_at, container, check_digit_ok, \
-             flags, camera_id, source_video, cropped_image_ref, confidence, outcome, raw) ",
+             flags, camera_id, source_video, cropped_image_ref, confidence, outcome, raw, \
+             client_id, content_digest) ",
         );
-        q.push_values(chunk, |mut b, (id, pid, read, received_at, kind)| {
-            b.push_bind(id.to_string())
-                .push_bind(pid.to_string())
+        q.push_values(chunk, |mut b, s| {
+            let read = s.read;
+            b.push_bind(s.id.to_string())
+                .push_bind(s.passage_id.to_string())
                 .push_bind(read.captured_micros())
-                .push_bind(*received_at)
+                .push_bind(s.received_at)
                 .push_bind(read.container.normalized())
                 .push_bind(i64::from(
                     read.container.check_status() == CheckStatus::Valid,
@@ -701,8 +763,10 @@ async fn write_reads(
                 .push_bind(read.source_video.as_deref())
                 .push_bind(read.cropped_image_ref.as_deref())
                 .push_bind(read.confidence)
-                .push_bind(kind.as_str())
-                .push_bind(read.raw.as_str());
+                .push_bind(s.kind.as_str())
+                .push_bind(read.raw.as_str())
+                .push_bind(read.id.map(|id| id.to_string()))
+                .push_bind(read.id.map(|_| read.content_digest.as_str()));
         });
         q.build().execute(&mut *conn).await?;
     }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, TimeZone, Utc};
 use gatelog_core::dedup::{DedupIndex, Observation};
 use gatelog_core::{DedupConfig, RawRead, Read, ValidationConfig};
-use gatelog_local_store::{LogFilter, Order, OutcomeKind, Store, StoreConfig};
+use gatelog_local_store::{LogFilter, Order, OutcomeKind, Replay, Store, StoreConfig};
 use gatelog_metrics::Metrics;
 use proptest::prelude::*;
 use tokio_util::sync::CancellationToken;
@@ -114,13 +114,18 @@ async fn dedup_survives_restart_and_client_ids_replay() {
         .await
         .unwrap()
         .remove(0);
-    assert_eq!((o.kind, o.passage.id), (OutcomeKind::Created, id));
+    // The client id is an idempotency key, never the passage's or the
+    // sighting's id: another site may send the same one.
+    assert_eq!(o.kind, OutcomeKind::Created);
+    assert_ne!(o.passage.id, id);
+    assert_ne!(o.sighting_id, id);
     r.stop().await;
 
     let r = Running::open(&path).await;
     // The same client id again: the original outcome, nothing written.
     let again = r.store.writer().write(vec![first]).await.unwrap().remove(0);
-    assert!(again.replayed);
+    assert_eq!(again.replay, Replay::Same);
+    assert_eq!(again.passage.id, o.passage.id);
     assert_eq!(
         (again.kind, again.passage.seen_count),
         (OutcomeKind::Created, 1)
@@ -135,9 +140,61 @@ async fn dedup_survives_restart_and_client_ids_replay() {
         .remove(0);
     assert_eq!(
         (dup.kind, dup.passage.id, dup.passage.seen_count),
-        (OutcomeKind::Joined, id, 2)
+        (OutcomeKind::Joined, o.passage.id, 2)
     );
     assert_eq!(r.store.count().await.unwrap(), 1);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_reused_client_id_with_other_content_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Running::open(&dir.path().join("g.db")).await;
+    let id = uuid::Uuid::new_v4();
+    let mut first = read("CSQU3054383", at(0));
+    first.id = Some(id);
+    let o = r.store.writer().write(vec![first]).await.unwrap().remove(0);
+    assert_eq!(o.replay, Replay::Fresh);
+
+    // The same id on another container, alone and inside a batch whose
+    // other read is fresh: refused, and the fresh read still commits.
+    let mut other = read("MSCU1234566", at(10));
+    other.id = Some(id);
+    let clash = r
+        .store
+        .writer()
+        .write(vec![other.clone()])
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(clash.replay, Replay::Conflict);
+    assert_eq!(clash.passage.id, o.passage.id);
+    assert_eq!(clash.passage.container, "CSQU3054383");
+    let mixed = r
+        .store
+        .writer()
+        .write(vec![other, read("TGHU7654320", at(20))])
+        .await
+        .unwrap();
+    assert_eq!(mixed[0].replay, Replay::Conflict);
+    assert_eq!(mixed[1].replay, Replay::Fresh);
+
+    // Two reads with one new id in one batch: the second is a conflict.
+    let fresh_id = uuid::Uuid::new_v4();
+    let mut a = read("TCLU1111110", at(30));
+    a.id = Some(fresh_id);
+    let mut b = read("TCLU2222220", at(30));
+    b.id = Some(fresh_id);
+    let pair = r.store.writer().write(vec![a.clone(), b, a]).await.unwrap();
+    assert_eq!(
+        pair.iter().map(|o| o.replay).collect::<Vec<_>>(),
+        [Replay::Fresh, Replay::Conflict, Replay::Same]
+    );
+
+    // Nothing of the conflicting reads was stored.
+    assert_eq!(r.store.count().await.unwrap(), 3);
+    let (p, sightings) = r.store.get(o.passage.id).await.unwrap().unwrap();
+    assert_eq!((p.seen_count, sightings.len()), (1, 1));
     r.stop().await;
 }
 

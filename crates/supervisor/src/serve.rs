@@ -272,7 +272,7 @@ fn spawn_demo(
                 let validation = validation.clone();
                 let feed_metrics = feed_metrics.clone();
                 async move {
-                    let read = gatelog_api::wire::raw_read(&body).and_then(|raw| Read::parse(raw, &validation));
+                    let read = gatelog_api::wire::raw_read(&body, &body.to_string()).and_then(|raw| Read::parse(raw, &validation));
                     match read {
                         Ok(read) => {
                             let flagged = !read.flags.is_empty();

@@ -37,7 +37,10 @@ async fn validation_errors_are_422_naming_the_field() {
             json!({"owner": "MSCU", "number": "12345", "captured_at": "2024-05-01T08:30:00Z"}),
             "number",
         ),
-        (json!({"container": "MSCU1234566"}), "captured_at"),
+        (
+            json!({"container": "MSCU1234566", "captured_at": "yesterday"}),
+            "captured_at",
+        ),
         (
             json!({"container": "MSCU1234566", "captured_at": "2024-05-01T08:30:00Z", "check_digit": 12}),
             "check_digit",
@@ -366,6 +369,11 @@ async fn client_ids_make_retries_idempotent() {
     let (s2, r2) = app.post(&body).await;
     assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::CREATED));
     assert_eq!(r1["data"]["id"], r2["data"]["id"]);
+    assert_ne!(
+        r1["data"]["id"],
+        json!(id),
+        "a client id is not a passage id"
+    );
     assert_eq!(r2["data"]["seen_count"], 1, "the retry stored nothing");
 
     // A duplicate read with its own id, retried, stays skipped and counts once.
@@ -383,7 +391,8 @@ async fn client_ids_make_retries_idempotent() {
         assert_eq!(r["status"], "skipped");
         assert_eq!(r["data"]["seen_count"], 2);
     }
-    let (_, p) = app.get(&format!("/api/v1/logs/{id}")).await;
+    let passage = r1["data"]["id"].as_str().unwrap();
+    let (_, p) = app.get(&format!("/api/v1/logs/{passage}")).await;
     assert_eq!(p["sightings"].as_array().unwrap().len(), 2);
 
     let (s, err) = app.post(&json!({"id": "nope", "container": "MSCU1234566", "captured_at": "2024-05-01T08:30:00Z"})).await;

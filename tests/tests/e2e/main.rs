@@ -10,6 +10,7 @@ mod browser;
 mod dashboard;
 mod metrics;
 mod ops;
+mod reads;
 mod security;
 mod sync_e2e;
 mod ws;

@@ -5,7 +5,7 @@
 //! reach SQL only as bound parameters.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use gatelog_local_store::{Cursor, LogFilter, Order, SyncFilter};
 use serde_json::json;
 use uuid::Uuid;
@@ -51,10 +51,19 @@ pub async fn get(
         .get(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no passage with id {id}")))?;
-    let mut body = serde_json::to_value(&passage).map_err(|e| ApiError::Internal(e.to_string()))?;
-    body["sightings"] =
-        serde_json::to_value(&sightings).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(Detail {
+        passage: &passage,
+        sightings: &sightings,
+    }))
+}
+
+/// A passage with its sightings. Serialised straight to the response, so
+/// each sighting's `raw` goes out byte for byte as it was received.
+#[derive(serde::Serialize)]
+struct Detail<'a> {
+    #[serde(flatten)]
+    passage: &'a gatelog_core::Passage,
+    sightings: &'a [gatelog_core::Sighting],
 }
 
 /// Parses a query string into a filter, strictly.
@@ -179,15 +188,26 @@ fn alnum(name: &str, value: &str, max: usize) -> Result<String, ApiError> {
 }
 
 /// Parses an RFC 3339 query parameter, naming it when it is not one.
+///
+/// The time must fall in the years 0001 to 9998 once in UTC: an offset can
+/// carry `9999-12-31T23:59:59-23:59` past year 9999, and a range rounded up
+/// to a whole bucket must still be a time RFC 3339 can write.
 pub(crate) fn time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::parse_from_rfc3339(value)
+    let t = DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| {
             ApiError::bad_param(
                 name,
                 format!("{name} must be an RFC 3339 time, such as 2024-05-01T00:00:00Z"),
             )
-        })
+        })?;
+    if !(1..=9998).contains(&t.year()) {
+        return Err(ApiError::bad_param(
+            name,
+            format!("{name} must fall in the years 0001 to 9998 (UTC)"),
+        ));
+    }
+    Ok(t)
 }
 
 fn id(name: &str, value: String) -> Result<String, ApiError> {

@@ -4,12 +4,20 @@
 //! only after the group commit holding it is fsynced. A batch is written as
 //! one request, so its reads share a commit; invalid items are answered in
 //! place and do not stop the others.
+//!
+//! Each read's `raw` is its JSON text exactly as received (the whole body,
+//! or the item's bytes inside a batch), capped at [`MAX_RAW_LEN`]. A
+//! client `id` is an idempotency key: the same id with the same content
+//! replays the original answer, with other content it is a 409.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use gatelog_core::{FieldError, Read};
-use gatelog_local_store::{Outcome, OutcomeKind};
+use gatelog_core::read::MAX_RAW_LEN;
+use gatelog_core::Read;
+use gatelog_local_store::{Outcome, OutcomeKind, Replay};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::error::item_error;
@@ -42,46 +50,72 @@ pub async fn post(
         }
         body.extend_from_slice(&chunk);
     }
-    let value: Value =
-        serde_json::from_slice(&body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
-
-    match value {
-        Value::Array(items) => batch(&state, items).await,
-        item => single(&state, item).await,
+    let received_at = Utc::now();
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::MalformedJson("the body is not UTF-8".into()))?
+        .trim();
+    if text.starts_with('[') {
+        let items: Vec<&RawValue> =
+            serde_json::from_str(text).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+        batch(&state, items, received_at).await
+    } else {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+        single(&state, &value, text, received_at).await
     }
 }
 
-fn parse(state: &AppState, item: &Value) -> Result<Read, FieldError> {
-    raw_read(item).and_then(|raw| Read::parse(raw, &state.validation))
+/// One item, parsed from its value and its text as received.
+fn parse(
+    state: &AppState,
+    value: &Value,
+    raw: &str,
+    received_at: DateTime<Utc>,
+) -> Result<Read, ApiError> {
+    if raw.len() > MAX_RAW_LEN {
+        return Err(ApiError::ReadTooLarge { limit: MAX_RAW_LEN });
+    }
+    raw_read(value, raw)
+        .and_then(|r| Read::parse_at(r, &state.validation, received_at))
+        .map_err(ApiError::Validation)
 }
 
-async fn single(state: &AppState, item: Value) -> Result<HttpResponse, ApiError> {
-    let read = parse(state, &item).map_err(|e| {
+async fn single(
+    state: &AppState,
+    value: &Value,
+    raw: &str,
+    received_at: DateTime<Utc>,
+) -> Result<HttpResponse, ApiError> {
+    let read = parse(state, value, raw, received_at).inspect_err(|_| {
         state
             .metrics
             .recognitions_total
             .with_label_values(&["invalid"])
             .inc();
-        ApiError::Validation(e)
     })?;
     let flagged = !read.flags.is_empty();
     let outcome = write(state, vec![read])
         .await?
         .pop()
         .ok_or_else(|| ApiError::Internal("the writer answered no outcome".into()))?;
-    if flagged && !outcome.replayed {
+    if flagged && outcome.replay == Replay::Fresh {
         state.metrics.recognitions_flagged_total.inc();
     }
-    let status = match outcome.kind {
-        OutcomeKind::Created => StatusCode::CREATED,
-        OutcomeKind::Joined => StatusCode::OK,
+    let status = match (outcome.replay, outcome.kind) {
+        (Replay::Conflict, _) => return Err(id_conflict(&outcome)),
+        (_, OutcomeKind::Created) => StatusCode::CREATED,
+        (_, OutcomeKind::Joined) => StatusCode::OK,
     };
     Ok(HttpResponse::build(status).json(result(&outcome)))
 }
 
-async fn batch(state: &AppState, items: Vec<Value>) -> Result<HttpResponse, ApiError> {
+async fn batch(
+    state: &AppState,
+    items: Vec<&RawValue>,
+    received_at: DateTime<Utc>,
+) -> Result<HttpResponse, ApiError> {
     if items.len() > MAX_BATCH {
-        return Err(ApiError::Validation(FieldError::new(
+        return Err(ApiError::Validation(gatelog_core::FieldError::new(
             gatelog_core::Field::Body,
             format!(
                 "a batch holds at most {MAX_BATCH} recognitions; got {}",
@@ -89,7 +123,14 @@ async fn batch(state: &AppState, items: Vec<Value>) -> Result<HttpResponse, ApiE
             ),
         )));
     }
-    let parsed: Vec<Result<Read, FieldError>> = items.iter().map(|i| parse(state, i)).collect();
+    let parsed: Vec<Result<Read, ApiError>> = items
+        .iter()
+        .map(|item| {
+            let value: Value = serde_json::from_str(item.get())
+                .map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+            parse(state, &value, item.get(), received_at)
+        })
+        .collect();
     let invalid = parsed.iter().filter(|p| p.is_err()).count();
     if invalid > 0 {
         state
@@ -107,7 +148,7 @@ async fn batch(state: &AppState, items: Vec<Value>) -> Result<HttpResponse, ApiE
     let flagged = outcomes
         .iter()
         .zip(flags)
-        .filter(|(o, f)| *f && !o.replayed)
+        .filter(|(o, f)| *f && o.replay == Replay::Fresh)
         .count();
     state
         .metrics
@@ -121,12 +162,22 @@ async fn batch(state: &AppState, items: Vec<Value>) -> Result<HttpResponse, ApiE
                 let o = outcomes.next().ok_or_else(|| {
                     ApiError::Internal("the writer answered too few outcomes".into())
                 })?;
-                results.push(result(&o));
+                results.push(match o.replay {
+                    Replay::Conflict => item_error(&id_conflict(&o)),
+                    Replay::Fresh | Replay::Same => result(&o),
+                });
             }
             Err(e) => results.push(item_error(e)),
         }
     }
     Ok(HttpResponse::Ok().json(json!({ "results": results })))
+}
+
+/// The 409 for a client id stored earlier with other content.
+fn id_conflict(o: &Outcome) -> ApiError {
+    ApiError::IdConflict {
+        passage_id: o.passage.id,
+    }
 }
 
 /// Writes through the store; a failure is also announced to live

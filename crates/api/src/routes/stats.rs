@@ -106,6 +106,9 @@ mod tests {
             ("from=2020-01-01T00:00:00Z&bucket=hour", "from"),
             ("bucket=hour&bucket=day", "bucket"),
             ("step=1", "step"),
+            // Past year 9999 once in UTC, or rounded up to a whole bucket.
+            ("to=9999-12-31T23:59:59-23:59", "to"),
+            ("from=9999-12-31T01:00:00Z&to=9999-12-31T02:00:00Z", "from"),
         ] {
             match parse_params(q, now()).unwrap_err() {
                 ApiError::BadParameter { param, .. } => assert_eq!(param, p, "{q}"),
