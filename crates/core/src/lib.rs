@@ -22,5 +22,5 @@ pub mod read;
 pub use container::{CheckDigit, ContainerNumber, OwnerCode, SerialNumber};
 pub use dedup::{DedupConfig, PassageSpan};
 pub use error::{Field, FieldError};
-pub use passage::{Flags, Passage, Sighting};
+pub use passage::{Correction, CorrectionRule, Flags, Passage, Sighting};
 pub use read::{CheckDigitInput, FlagPolicy, RawRead, Read, ValidationConfig};

@@ -7,7 +7,7 @@
 //! that made it.
 
 use chrono::{DateTime, Utc};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use uuid::Uuid;
 
 /// Why a read or passage is marked as suspicious. Stored as a bit set.
@@ -90,6 +90,49 @@ pub enum SyncState {
     DeadLetter,
 }
 
+/// Why a number was changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CorrectionRule {
+    /// A character of the wrong kind for its position (a digit in the owner
+    /// code, a letter in the serial) read as its look-alike.
+    Lookalike,
+    /// The one plausible single substitution that passes the check digit.
+    CheckDigit,
+    /// The one plausible candidate whose owner code is on the allowlist.
+    OwnerCode,
+    /// The passage's reads, weighed, agree on another number.
+    Consensus,
+    /// Set by hand.
+    Operator,
+}
+
+impl CorrectionRule {
+    /// The stable name, as the API and the store spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CorrectionRule::Lookalike => "lookalike",
+            CorrectionRule::CheckDigit => "check_digit",
+            CorrectionRule::OwnerCode => "owner_code",
+            CorrectionRule::Consensus => "consensus",
+            CorrectionRule::Operator => "operator",
+        }
+    }
+}
+
+/// One change of a passage's number, kept in its history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Correction {
+    /// The number before.
+    pub from: String,
+    /// The number after.
+    pub to: String,
+    pub rule: CorrectionRule,
+    pub at: DateTime<Utc>,
+    /// Who: `gatelog` for automatic rules, the key's name for an operator.
+    pub by: String,
+}
+
 /// One container's passage through the gate.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Passage {
@@ -123,6 +166,8 @@ pub struct Passage {
     /// an older state overwrite a newer one.
     pub version: i64,
     pub sync_state: SyncState,
+    /// Every change of the number, oldest first.
+    pub corrections: Vec<Correction>,
 }
 
 /// One accepted read, attached to its passage.

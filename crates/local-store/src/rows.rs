@@ -14,7 +14,7 @@ macro_rules! passage_write_columns {
     () => {
         "id, site_id, container, container_owner, container_number, check_digit, check_digit_ok, \
          flags, captured_at, last_seen_at, seen_count, camera_id, source_video, cropped_image_ref, \
-         confidence, created_at, updated_at, version"
+         confidence, created_at, updated_at, version, corrections"
     };
 }
 
@@ -47,6 +47,7 @@ pub(crate) struct PassageRow {
     created_at: i64,
     updated_at: i64,
     version: i64,
+    corrections: String,
     synced_version: i64,
     dead_letter_version: Option<i64>,
 }
@@ -82,6 +83,8 @@ impl TryFrom<PassageRow> for Passage {
             updated_at: time(r.updated_at)?,
             version: r.version,
             sync_state,
+            corrections: serde_json::from_str(&r.corrections)
+                .map_err(|e| StoreError::Corrupt(format!("passage corrections: {e}")))?,
         })
     }
 }

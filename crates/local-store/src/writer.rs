@@ -802,6 +802,7 @@ fn new_passage(id: Uuid, site_id: &str, read: &Read, now: chrono::DateTime<Utc>)
         updated_at: now,
         version: 1,
         sync_state: SyncState::Pending,
+        corrections: Vec::new(),
     }
 }
 
@@ -857,7 +858,8 @@ fn bind_passage<'qb, 'args: 'qb>(
         .push_bind(p.confidence)
         .push_bind(micros(p.created_at))
         .push_bind(micros(p.updated_at))
-        .push_bind(p.version);
+        .push_bind(p.version)
+        .push_bind(serde_json::to_string(&p.corrections).unwrap_or_else(|_| "[]".into()));
 }
 
 async fn upsert_passages(conn: &mut SqliteConnection, rows: &[&Passage]) -> Result<(), StoreError> {
@@ -871,7 +873,8 @@ async fn upsert_passages(conn: &mut SqliteConnection, rows: &[&Passage]) -> Resu
          last_seen_at = excluded.last_seen_at, seen_count = excluded.seen_count, \
          camera_id = excluded.camera_id, source_video = excluded.source_video, \
          cropped_image_ref = excluded.cropped_image_ref, confidence = excluded.confidence, \
-         updated_at = excluded.updated_at, version = excluded.version",
+         updated_at = excluded.updated_at, version = excluded.version, \
+         corrections = excluded.corrections",
     );
     q.build().execute(&mut *conn).await?;
     Ok(())

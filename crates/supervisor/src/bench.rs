@@ -501,6 +501,7 @@ fn generate(n: usize, offset: usize) -> Vec<Passage> {
                 } else {
                     SyncState::Pending
                 },
+                corrections: Vec::new(),
             }
         })
         .collect()

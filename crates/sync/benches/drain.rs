@@ -50,6 +50,7 @@ fn passages(n: usize) -> Vec<Passage> {
                 updated_at: t,
                 version: 1,
                 sync_state: SyncState::Pending,
+                corrections: Vec::new(),
             }
         })
         .collect()
