@@ -183,6 +183,13 @@ pub struct BinaryApp {
 impl BinaryApp {
     /// Starts `gatelog serve` on a free port with its store in `dir`.
     pub async fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_logging_to(dir, env, Stdio::inherit()).await
+    }
+
+    /// Starts `gatelog serve` as [`BinaryApp::start`] does, with its log
+    /// (stderr) sent to `stderr`, such as a file a test reads afterwards.
+    /// `RUST_LOG` in `env` overrides the default filter.
+    pub async fn start_logging_to(dir: &Path, env: &[(&str, &str)], stderr: Stdio) -> Self {
         let port = free_port();
         let mut cmd = tokio::process::Command::new(gatelog_bin());
         cmd.arg("serve")
@@ -198,7 +205,7 @@ impl BinaryApp {
                 },
             )
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .kill_on_drop(true);
         for (k, v) in env {
             cmd.env(k, v);
