@@ -88,14 +88,11 @@ async fn concurrent_identical_reads_make_one_passage() {
         (1..=24).collect::<Vec<_>>(),
         "each ack shows the passage after its own read"
     );
-    let (p, sightings) = r
-        .store
-        .get(r.store.recent(1).await.unwrap()[0].id)
-        .await
-        .unwrap()
-        .unwrap();
+    let id = r.store.recent(1).await.unwrap()[0].id;
+    let p = r.store.passage(id).await.unwrap().unwrap();
+    let page = r.store.sightings(id, None, 1000).await.unwrap();
     assert_eq!(p.seen_count, 24);
-    assert_eq!(sightings.len(), 24);
+    assert_eq!(page.sightings.len(), 24);
     r.stop().await;
 }
 
