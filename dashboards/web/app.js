@@ -457,21 +457,37 @@ async function openDetail(id) {
   const url = refs.map(imageUrl).find((u) => u);
   if (url) body.push(el('img', { src: url, alt: `${t('image')} ${p.container}`, 'data-testid': 'crop' }));
   else body.push(el('p', { class: 'muted' }, t('noImage')));
-  body.push(el('h3', {}, `${t('sightings')} (${(p.sightings || []).length})`));
+  // The count is the passage's; the table holds one page of sightings at
+  // a time (100 from the detail), and the button fetches the next.
+  body.push(el('h3', {}, `${t('sightings')} (${p.seen_count})`));
   const table = el('table', {}, el('thead', {}, el('tr', {},
     el('th', {}, t('colTime')), el('th', {}, t('colCamera')), el('th', {}, t('confidence')),
     el('th', {}, t('checkDigit')), el('th', {}, t('raw')))));
   const tbody = el('tbody', {});
-  for (const s of p.sightings || []) {
-    tbody.append(el('tr', { 'data-testid': 'sighting-row' },
-      el('td', {}, fmtTime(s.captured_at)),
-      el('td', {}, s.camera_id || '—'),
-      el('td', {}, s.confidence ?? '—'),
-      el('td', {}, s.check_digit_ok ? '✓' : '⚠'),
-      el('td', {}, el('pre', {}, JSON.stringify(s.raw)))));
-  }
+  const addSightings = (list) => {
+    for (const s of list) {
+      tbody.append(el('tr', { 'data-testid': 'sighting-row' },
+        el('td', {}, fmtTime(s.captured_at)),
+        el('td', {}, s.camera_id || '—'),
+        el('td', {}, s.confidence ?? '—'),
+        el('td', {}, s.check_digit_ok ? '✓' : '⚠'),
+        el('td', {}, el('pre', {}, JSON.stringify(s.raw)))));
+    }
+  };
+  addSightings(p.sightings || []);
+  let sightingsCursor = p.sightings_next_cursor;
+  const moreSightings = el('button', { type: 'button', 'data-testid': 'more-sightings' }, t('more'));
+  moreSightings.hidden = !sightingsCursor;
+  moreSightings.addEventListener('click', async () => {
+    const r = await fetch(`/api/v1/logs/${encodeURIComponent(p.id)}/sightings?cursor=${encodeURIComponent(sightingsCursor)}`);
+    if (!r.ok) { toast(`${t('loadError')}: HTTP ${r.status}`); return; }
+    const page = await r.json();
+    addSightings(page.sightings);
+    sightingsCursor = page.next_cursor;
+    moreSightings.hidden = !sightingsCursor;
+  });
   table.append(tbody);
-  body.push(table);
+  body.push(table, moreSightings);
   $('detail-body').replaceChildren(...body);
   $('detail').hidden = false;
 }

@@ -113,6 +113,22 @@ try {
   await page.screenshot({ path: join(artifacts, 'dashboard-detail.png'), fullPage: false });
   await page.click('#close-detail');
 
+  // A passage of 150 reads shows its sightings a page (100) at a time.
+  const t0 = Date.now() - 60000;
+  const many = await post(Array.from({ length: 150 }, (_, i) => (
+    { container: 'TRLU1111110', captured_at: new Date(t0 + i * 100).toISOString() })));
+  check(many.status === 200, 'a batch of 150 reads of one container is accepted');
+  const manyRow = page.locator('[data-testid="log-row"]', { hasText: 'TRLU111111' });
+  await manyRow.waitFor({ timeout: 5000 });
+  await manyRow.click();
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="sighting-row"]').length === 100, null, { timeout: 5000 });
+  const moreSightings = page.locator('[data-testid="more-sightings"]');
+  check(await moreSightings.isVisible(), 'the detail lists the first 100 sightings and offers more');
+  await moreSightings.click();
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="sighting-row"]').length === 150, null, { timeout: 5000 });
+  check(!(await moreSightings.isVisible()), 'the next page brings all 150, and nothing more is offered');
+  await page.click('#close-detail');
+
   // The chart has drawn a bar for this hour.
   await page.waitForFunction(() => [...document.querySelectorAll('#chart rect.bar')].some((b) => Number(b.dataset.count) > 0));
   check(true, 'the passages-per-hour chart shows passages');

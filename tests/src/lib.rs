@@ -183,6 +183,18 @@ pub struct BinaryApp {
 impl BinaryApp {
     /// Starts `gatelog serve` on a free port with its store in `dir`.
     pub async fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_with(dir, env, |_| {}).await
+    }
+
+    /// Starts `gatelog serve` as [`BinaryApp::start`] does, with the
+    /// command adjusted by `tweak` before it is spawned: its log (stderr)
+    /// sent to a file a test reads, a lower open-file limit… `RUST_LOG` in
+    /// `env` overrides the default filter.
+    pub async fn start_with(
+        dir: &Path,
+        env: &[(&str, &str)],
+        tweak: impl FnOnce(&mut tokio::process::Command),
+    ) -> Self {
         let port = free_port();
         let mut cmd = tokio::process::Command::new(gatelog_bin());
         cmd.arg("serve")
@@ -203,6 +215,7 @@ impl BinaryApp {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        tweak(&mut cmd);
         let child = cmd.spawn().expect("gatelog starts");
         let base = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();

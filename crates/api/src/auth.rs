@@ -34,6 +34,10 @@
 //! is empty is closed to everyone.
 //!
 //! # Limits
+//! The principal (which key, never the key itself) is left in the
+//! request's extensions for handlers that count per key, such as the
+//! WebSocket caps in [`crate::ws_limit`].
+//!
 //! Each key (a session counts as its read key) has a token bucket of
 //! `limits.burst` requests refilled at `limits.rate_per_sec`; an empty
 //! bucket answers 429 with `Retry-After`. Open paths, and every request
@@ -58,7 +62,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpRequest, ResponseError};
+use actix_web::{web, HttpMessage, HttpRequest, ResponseError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -178,6 +182,7 @@ impl Security {
                 burst: 1,
                 auth_failures_per_minute: 0,
                 auth_failure_burst: 1,
+                ..LimitsConfig::default()
             },
             server: &ServerConfig::default(),
         })
@@ -332,6 +337,9 @@ pub async fn guard(
             if let Err(e) = security.admit(who) {
                 return Ok(deny(req, e));
             }
+            // Handlers that count per key (the WebSocket caps) read who
+            // this is from the request.
+            req.extensions_mut().insert(who);
         }
         Ok(None) => {}
         Err(_) if access == Access::Read && is_page_navigation(req.request()) => {

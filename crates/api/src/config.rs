@@ -106,7 +106,7 @@ fn is_origin(s: &str) -> bool {
     host_ok && port.is_none_or(|p| p.parse::<u16>().is_ok())
 }
 
-/// Request limits that apply per key.
+/// Request limits that apply per key, and the WebSocket connection caps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
@@ -124,6 +124,13 @@ pub struct LimitsConfig {
     /// Failed authentications an address may make at once before the
     /// per-minute rate applies.
     pub auth_failure_burst: u32,
+    /// Live WebSocket connections (`/ws/logs`) one key may hold at once.
+    /// A dashboard session counts as the read key that signed in. Over
+    /// it, the handshake gets 503.
+    pub ws_connections_per_key: usize,
+    /// Live WebSocket connections in all. gatelog also keeps it to half
+    /// the process's open-file limit, so descriptors stay for ingest.
+    pub ws_connections_total: usize,
 }
 
 impl Default for LimitsConfig {
@@ -133,6 +140,11 @@ impl Default for LimitsConfig {
             burst: 400,
             auth_failures_per_minute: 10,
             auth_failure_burst: 20,
+            // A gate serves tens of dashboards, often all signed in with
+            // one read key, so a key may hold a hundred; the total bounds
+            // what all keys together can take.
+            ws_connections_per_key: 100,
+            ws_connections_total: 1000,
         }
     }
 }
@@ -147,6 +159,16 @@ impl LimitsConfig {
         }
         if self.auth_failures_per_minute > 0 && self.auth_failure_burst == 0 {
             return Err("bad configuration: limits.auth_failure_burst must be at least 1".into());
+        }
+        // Zero would refuse every dashboard; there is no "off", because
+        // an uncapped feed is what let one key take every descriptor.
+        if self.ws_connections_per_key == 0 {
+            return Err(
+                "bad configuration: limits.ws_connections_per_key must be at least 1".into(),
+            );
+        }
+        if self.ws_connections_total == 0 {
+            return Err("bad configuration: limits.ws_connections_total must be at least 1".into());
         }
         Ok(())
     }

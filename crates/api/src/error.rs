@@ -16,6 +16,9 @@ use serde::Serialize;
 
 /// Seconds a client should wait before retrying after a 503.
 const RETRY_AFTER_SECS: &str = "1";
+/// Seconds a WebSocket client over a connection cap should wait: slots
+/// free as other clients leave, which is slower than a store recovering.
+const WS_RETRY_AFTER_SECS: &str = "10";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -60,6 +63,17 @@ pub enum ApiError {
     /// The store cannot take writes now.
     #[error("the local store is unavailable; retry shortly")]
     Unavailable,
+    /// A WebSocket connection over one of the caps; `limit` is the
+    /// configuration key and `scope` who holds the connections.
+    #[error(
+        "{scope} already holds {max} live WebSocket connections, the most that {limit} allows; \
+         close one or retry later"
+    )]
+    TooManyConnections {
+        limit: &'static str,
+        max: usize,
+        scope: &'static str,
+    },
     /// Anything else; the detail goes to the log only.
     #[error("internal error")]
     Internal(String),
@@ -98,6 +112,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Timeout => "request_timeout",
             ApiError::Unavailable => "store_unavailable",
+            ApiError::TooManyConnections { .. } => "too_many_connections",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -147,7 +162,9 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::TooManyConnections { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -160,6 +177,9 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Unavailable => {
                 res.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+            }
+            ApiError::TooManyConnections { .. } => {
+                res.insert_header((header::RETRY_AFTER, WS_RETRY_AFTER_SECS));
             }
             ApiError::RateLimited { retry_after_secs } => {
                 res.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));

@@ -7,7 +7,8 @@
 //!
 //! # Layout
 //! - [`config`]: the `server` section (bind address, limits, timeouts,
-//!   CORS origins) and the `limits` section (per-key rate limits).
+//!   CORS origins) and the `limits` section (per-key rate limits,
+//!   WebSocket connection caps).
 //! - [`auth`]: bearer keys, dashboard sessions, rate limits and the
 //!   request timeout, as one middleware that classifies paths.
 //! - [`cors`]: CORS, off unless origins are configured.
@@ -17,6 +18,8 @@
 //! - [`routes`]: one module per resource.
 //! - [`broadcast`]: the broadcaster actor that fans committed writes out
 //!   to WebSocket clients without ever waiting for one.
+//! - [`ws_limit`]: the caps on live WebSocket connections, per key and in
+//!   total, held by the app state.
 //! - [`server`]: the app factory and the server, which takes a bound
 //!   listener so tests can use port 0.
 //! - `upgrade`: the connection layer for upgraded requests (the
@@ -31,6 +34,7 @@ pub mod routes;
 pub mod server;
 mod upgrade;
 pub mod wire;
+pub mod ws_limit;
 
 /// The running HTTP server, re-exported so callers need not know actix-web.
 pub use actix_web::dev::Server;
@@ -38,3 +42,4 @@ pub use broadcast::{broadcaster, BroadcastActor, BroadcastHandle};
 pub use config::{LimitsConfig, ServerConfig};
 pub use error::ApiError;
 pub use server::{build_server, AppState};
+pub use ws_limit::WsLimiter;

@@ -38,6 +38,8 @@ pub struct AppState {
     pub broadcaster: BroadcastHandle,
     /// The folder cropped images are served from (`server.image_dir`).
     pub image_dir: Option<PathBuf>,
+    /// The caps on live WebSocket connections; see [`crate::ws_limit`].
+    pub ws_limiter: Arc<crate::WsLimiter>,
 }
 
 /// The app: state, middleware and routes. Each worker builds two, one

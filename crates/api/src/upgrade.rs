@@ -78,18 +78,45 @@ where
     // long as the connection lives.
     let res: Response<B> = match Box::pin(app.call(req)).await {
         Ok(res) => res.into(),
-        Err(e) => return answer_and_close(&mut codec, write, e.error_response().into()).await,
+        Err(e) => {
+            return answer_and_close(&mut codec, write, e.error_response().into())
+                .await
+                .or_else(client_left)
+        }
     };
     if res.status() != StatusCode::SWITCHING_PROTOCOLS {
-        return answer_and_close(&mut codec, write, res).await;
+        return answer_and_close(&mut codec, write, res)
+            .await
+            .or_else(client_left);
     }
 
     let (head, body) = res.into_parts();
-    write_head(&mut codec, &mut write, head, body.size()).await?;
+    if let Err(e) = write_head(&mut codec, &mut write, head, body.size()).await {
+        // The handler's connection task notices on its own: its frames
+        // have nowhere to go once the body is dropped here.
+        return client_left(e);
+    }
     // From here the connection is its own small task: the dispatcher and
     // this future (sized for the app's whole middleware chain) end now.
     actix_web::rt::spawn(live.track(pump(Box::pin(body), write)));
     Ok(())
+}
+
+/// Sorts a failed write of the response head. A client that closed or
+/// reset its connection before the answer was written (a dashboard tab
+/// closed mid-handshake, a probe that connects and leaves) is how
+/// connections end, not a fault: it is logged at debug level. Anything
+/// else (a write that timed out, an encoding failure) is returned, and the
+/// HTTP layer logs it as an error.
+fn client_left(e: std::io::Error) -> Result<(), actix_web::Error> {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::BrokenPipe | K::ConnectionReset | K::ConnectionAborted | K::NotConnected => {
+            tracing::debug!(error = %e, "client left before the answer was written");
+            Ok(())
+        }
+        _ => Err(e.into()),
+    }
 }
 
 /// Writes an upgraded response's body, the new protocol's bytes, as they
@@ -112,7 +139,7 @@ async fn answer_and_close<B: MessageBody>(
     codec: &mut h1::Codec,
     mut write: OwnedWriteHalf,
     res: Response<B>,
-) -> Result<(), actix_web::Error> {
+) -> std::io::Result<()> {
     let (mut head, body) = res.into_parts();
     head.head_mut().set_connection_type(ConnectionType::Close);
     write_head(codec, &mut write, head, body.size()).await?;
@@ -126,13 +153,12 @@ async fn write_head(
     write: &mut OwnedWriteHalf,
     head: Response<()>,
     size: BodySize,
-) -> Result<(), actix_web::Error> {
+) -> std::io::Result<()> {
     let mut out = BytesMut::with_capacity(256);
     codec.encode(Message::Item((head, size)), &mut out)?;
     tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&out))
         .await
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-    Ok(())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
 }
 
 /// The request body of an upgraded connection: what the client sends,

@@ -13,7 +13,7 @@
 //!   (one transaction, one fsync) and makes every dedup decision, so that
 //!   decisions are exact under any concurrency and survive restarts.
 //! - [`query`]: reads for the API: filtered keyset pages, one passage with
-//!   its sightings, the most recent passages.
+//!   its sightings in pages, the most recent passages.
 //! - [`stats`]: counts of passages, reads, repeats and flagged reads per
 //!   hour or day.
 //! - `rows`: the mapping between SQLite rows and [`gatelog_core`] types.
@@ -51,12 +51,12 @@ use tokio::sync::{broadcast, mpsc, Mutex};
 pub use checkpoint::Checkpointer;
 pub use config::StoreConfig;
 pub use error::StoreError;
-pub use query::{Cursor, LogFilter, Order, Page, SyncFilter};
+pub use query::{Cursor, LogFilter, Order, Page, SightingPage, SyncFilter};
 pub use retention::RetentionReport;
 pub use stats::{Bucket, BucketCounts, Stats};
 pub use writer::{Outcome, OutcomeKind, Replay, WriterActor, WriterHandle};
 
-use gatelog_core::{DedupConfig, Passage, Sighting};
+use gatelog_core::DedupConfig;
 use gatelog_metrics::Metrics;
 
 /// The local schema, embedded in the binary.
@@ -141,14 +141,6 @@ impl Store {
     /// The read pool, for queries in this crate.
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
-    }
-
-    /// One passage with its sightings, oldest sighting first.
-    pub async fn get(
-        &self,
-        id: uuid::Uuid,
-    ) -> Result<Option<(Passage, Vec<Sighting>)>, StoreError> {
-        query::get(self, id).await
     }
 
     /// Closes the read pool. The writer stops through its own shutdown.

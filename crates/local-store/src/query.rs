@@ -1,4 +1,5 @@
-//! Reads for the API: filtered keyset pages and single passages.
+//! Reads for the API: filtered keyset pages, single passages, and a
+//! passage's sightings in keyset pages.
 //!
 //! Every filter value is bound as a parameter, never spliced into SQL. The
 //! filters map onto the indexes in the local migrations: owner onto
@@ -292,29 +293,76 @@ pub(crate) fn push_filters(
     }
 }
 
-pub(crate) async fn get(
-    store: &Store,
-    id: Uuid,
-) -> Result<Option<(Passage, Vec<Sighting>)>, StoreError> {
-    let row: Option<PassageRow> = sqlx::query_as(&format!(
-        "SELECT {PASSAGE_COLUMNS} FROM passages WHERE id = ?"
-    ))
-    .bind(id.to_string())
-    .fetch_optional(store.pool())
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let passage = Passage::try_from(row)?;
-    let sightings: Vec<SightingRow> = sqlx::query_as(&format!(
-        "SELECT {SIGHTING_COLUMNS} FROM sightings WHERE passage_id = ? ORDER BY captured_at, id"
-    ))
-    .bind(id.to_string())
-    .fetch_all(store.pool())
-    .await?;
-    let sightings = sightings
-        .into_iter()
-        .map(Sighting::try_from)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Some((passage, sightings)))
+/// One page of a passage's sightings, oldest first.
+#[derive(Debug, Clone)]
+pub struct SightingPage {
+    pub sightings: Vec<Sighting>,
+    /// Where the next page starts; `None` on the last page.
+    pub next_cursor: Option<Cursor>,
+}
+
+impl Store {
+    /// The passage with this id, without its sightings, which can be
+    /// many: a container parked in view of a camera is one passage of
+    /// hundreds of thousands of reads. [`Store::sightings`] pages them.
+    pub async fn passage(&self, id: Uuid) -> Result<Option<Passage>, StoreError> {
+        let row: Option<PassageRow> = sqlx::query_as(&format!(
+            "SELECT {PASSAGE_COLUMNS} FROM passages WHERE id = ?"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(Passage::try_from).transpose()
+    }
+
+    /// Up to `limit` (1 to 1,000) sightings of passage `id` in capture
+    /// order, `(captured_at, id)`, starting after `after`: a keyset page,
+    /// so no sighting is skipped or repeated while new ones arrive, and
+    /// the last page costs what the first does.
+    pub async fn sightings(
+        &self,
+        id: Uuid,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<SightingPage, StoreError> {
+        let limit = limit.clamp(1, 1000);
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {SIGHTING_COLUMNS} FROM sightings WHERE passage_id = "
+        ));
+        q.push_bind(id.to_string());
+        if let Some(c) = after {
+            // The plain bound on captured_at lets `sightings_by_passage`
+            // (passage_id, captured_at) seek to the page; the row value
+            // settles ties on the id.
+            q.push(" AND captured_at >= ")
+                .push_bind(c.captured_at)
+                .push(" AND (captured_at, id) > (")
+                .push_bind(c.captured_at)
+                .push(", ")
+                .push_bind(c.id.to_string())
+                .push(")");
+        }
+        q.push(" ORDER BY captured_at, id LIMIT ")
+            .push_bind(i64::from(limit) + 1);
+        let rows: Vec<SightingRow> = q.build_query_as().fetch_all(self.pool()).await?;
+        let mut sightings = rows
+            .into_iter()
+            .map(Sighting::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = if sightings.len() > limit as usize {
+            sightings.truncate(limit as usize);
+            sightings.last().map(|s| Cursor {
+                captured_at: micros(s.captured_at),
+                id: s.id,
+            })
+        } else {
+            None
+        };
+        Ok(SightingPage {
+            sightings,
+            next_cursor,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -88,14 +88,11 @@ async fn concurrent_identical_reads_make_one_passage() {
         (1..=24).collect::<Vec<_>>(),
         "each ack shows the passage after its own read"
     );
-    let (p, sightings) = r
-        .store
-        .get(r.store.recent(1).await.unwrap()[0].id)
-        .await
-        .unwrap()
-        .unwrap();
+    let id = r.store.recent(1).await.unwrap()[0].id;
+    let p = r.store.passage(id).await.unwrap().unwrap();
+    let page = r.store.sightings(id, None, 1000).await.unwrap();
     assert_eq!(p.seen_count, 24);
-    assert_eq!(sightings.len(), 24);
+    assert_eq!(page.sightings.len(), 24);
     r.stop().await;
 }
 
@@ -193,8 +190,9 @@ async fn a_reused_client_id_with_other_content_writes_nothing() {
 
     // Nothing of the conflicting reads was stored.
     assert_eq!(r.store.count().await.unwrap(), 3);
-    let (p, sightings) = r.store.get(o.passage.id).await.unwrap().unwrap();
-    assert_eq!((p.seen_count, sightings.len()), (1, 1));
+    let p = r.store.passage(o.passage.id).await.unwrap().unwrap();
+    let page = r.store.sightings(o.passage.id, None, 10).await.unwrap();
+    assert_eq!((p.seen_count, page.sightings.len()), (1, 1));
     r.stop().await;
 }
 

@@ -210,6 +210,10 @@ impl Server {
             .env("GATELOG_STORE__PATH", db)
             .env("GATELOG_SERVER__BIND", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")
+            // The benchmarks measure the feed with thousands of clients,
+            // not the cap that protects a real server from them.
+            .env("GATELOG_LIMITS__WS_CONNECTIONS_PER_KEY", "1000000")
+            .env("GATELOG_LIMITS__WS_CONNECTIONS_TOTAL", "1000000")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)

@@ -51,28 +51,6 @@ pub struct WsArgs {
     pub initial: u32,
 }
 
-/// Raises the open-file limit to its hard maximum, for this process and
-/// the server it starts: each client is one socket on each side.
-fn raise_nofile() -> anyhow::Result<libc::rlim_t> {
-    // SAFETY: getrlimit and setrlimit only read and write the struct given.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            bail!("getrlimit failed: {}", std::io::Error::last_os_error());
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                bail!("setrlimit failed: {}", std::io::Error::last_os_error());
-            }
-        }
-        Ok(lim.rlim_cur)
-    }
-}
-
 /// A distinct valid container number for post `n`.
 fn container(n: u64) -> String {
     const OWNERS: [&str; 4] = ["MSCU", "MAEU", "CMAU", "HLXU"];
@@ -139,7 +117,8 @@ async fn connect_clients(
 }
 
 pub async fn ws(args: &WsArgs) -> anyhow::Result<()> {
-    let nofile = raise_nofile()?;
+    // Each client is one socket on each side.
+    let nofile = crate::nofile::raise_to_hard_limit().context("cannot read the open-file limit")?;
     let needed = args
         .clients
         .iter()

@@ -15,6 +15,7 @@
 //! - [`feed`]: a realistic simulated camera feed, for `--demo`.
 //! - [`mod@bench`]: `gatelog bench`, the measurements in BENCHMARKS.md.
 //! - [`bench_ws`]: `gatelog bench ws`, live feed latency and memory.
+//! - [`nofile`]: raising the open-file limit, which bounds connections.
 //! - [`ops`]: the operator commands `retention`, `backup`, `restore`,
 //!   `export` and `simulate`, and their progress display.
 
@@ -23,6 +24,7 @@ pub mod bench_ws;
 pub mod cli;
 pub mod config;
 pub mod feed;
+pub mod nofile;
 pub mod ops;
 pub mod serve;
 pub mod supervise;

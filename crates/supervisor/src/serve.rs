@@ -24,6 +24,34 @@ pub struct ServeOptions {
     pub demo: bool,
 }
 
+/// The WebSocket caps, within the open-file limit, raised first to its
+/// hard maximum: every live connection is a descriptor, and half of them
+/// stay in reserve for ingest and everything else.
+fn ws_limiter(config: &Config) -> gatelog_api::WsLimiter {
+    let open_files = match crate::nofile::raise_to_hard_limit() {
+        Ok(n) => Some(n),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the open-file limit; WebSocket connections are capped by configuration only");
+            None
+        }
+    };
+    let limits = &config.limits;
+    let limiter = gatelog_api::WsLimiter::new(
+        limits.ws_connections_per_key,
+        limits.ws_connections_total,
+        open_files,
+    );
+    if limiter.total() < limits.ws_connections_total {
+        tracing::warn!(
+            configured = limits.ws_connections_total,
+            in_force = limiter.total(),
+            open_files = open_files.unwrap_or_default(),
+            "limits.ws_connections_total is more than half the open-file limit allows; raise the limit (LimitNOFILE=, ulimit -Hn) to serve that many"
+        );
+    }
+    limiter
+}
+
 /// Refuses a non-loopback bind when no keys are configured.
 pub fn check_exposure(config: &Config) -> anyhow::Result<()> {
     let addr = config.bind_addr().map_err(anyhow::Error::msg)?;
@@ -142,6 +170,7 @@ impl Application {
             security: crate::ops::security(&config),
             broadcaster: broadcast.clone(),
             image_dir: config.server.image_dir.clone(),
+            ws_limiter: Arc::new(ws_limiter(&config)),
         };
         let server = build_server(listener, state, &config.server)
             .context("cannot start the HTTP server")?;

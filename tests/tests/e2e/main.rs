@@ -8,6 +8,7 @@
 mod api;
 mod browser;
 mod dashboard;
+mod limits;
 mod metrics;
 mod ops;
 mod reads;

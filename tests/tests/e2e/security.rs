@@ -896,12 +896,13 @@ async fn random_queries_and_bodies_never_get_a_5xx() {
         .into_iter()
         .chain(["format", "bucket", "colour"])
         .collect();
-    const PATHS: [&str; 5] = [
+    const PATHS: [&str; 6] = [
         "/api/v1/logs",
         "/api/v1/logs/export",
         "/api/v1/stats",
         "/api/v1/sync/status",
         "/api/v1/logs/0190d8f4-0000-7000-8000-000000000000",
+        "/api/v1/logs/0190d8f4-0000-7000-8000-000000000000/sightings",
     ];
     for i in 0..300 {
         let pairs: Vec<(String, String)> = (0..rng.random_range(0..4))

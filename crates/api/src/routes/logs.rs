@@ -1,4 +1,10 @@
-//! `GET /api/v1/logs` and `GET /api/v1/logs/{id}`.
+//! `GET /api/v1/logs`, `GET /api/v1/logs/{id}` and
+//! `GET /api/v1/logs/{id}/sightings`.
+//!
+//! A passage's sightings are paged like the listing: one passage can hold
+//! hundreds of thousands (a container parked in view of a camera), so the
+//! detail carries the first [`SIGHTINGS_PAGE`] and `sightings_next_cursor`,
+//! and the sightings route gives the pages after it.
 //!
 //! Query parameters are parsed strictly: an unknown or repeated parameter,
 //! or a value of the wrong shape, answers 400 naming the parameter. Values
@@ -41,29 +47,132 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     })))
 }
 
+/// Sightings in the detail, and in a page of the sightings route unless
+/// `limit` says otherwise.
+pub const SIGHTINGS_PAGE: u32 = 100;
+/// The most sightings one page of the sightings route may hold.
+const MAX_SIGHTINGS_PAGE: u32 = 1000;
+/// The parameters of `GET /api/v1/logs/{id}/sightings`.
+const SIGHTINGS_PARAMS: [&str; 2] = ["limit", "cursor"];
+
+/// `GET /api/v1/logs/{id}`: the passage, its first page of sightings and
+/// where the next page starts (`null` when that was all of them).
 pub async fn get(
+    req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = Uuid::parse_str(&path).map_err(|_| ApiError::bad_param("id", "id must be a UUID"))?;
-    let (passage, sightings) = state
+    // The detail takes no parameters; any is a mistake worth naming.
+    strict_pairs(req.query_string(), &[])?;
+    let id = passage_id(&path)?;
+    let passage = state
         .store
-        .get(id)
+        .passage(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no passage with id {id}")))?;
+    let page = state.store.sightings(id, None, SIGHTINGS_PAGE).await?;
     Ok(HttpResponse::Ok().json(Detail {
         passage: &passage,
-        sightings: &sightings,
+        sightings: &page.sightings,
+        sightings_next_cursor: page.next_cursor.map(|c| c.encode()),
     }))
 }
 
-/// A passage with its sightings. Serialised straight to the response, so
-/// each sighting's `raw` goes out byte for byte as it was received.
+/// A passage with its first page of sightings. Serialised straight to the
+/// response, so each sighting's `raw` goes out byte for byte as it was
+/// received.
 #[derive(serde::Serialize)]
 struct Detail<'a> {
     #[serde(flatten)]
     passage: &'a gatelog_core::Passage,
     sightings: &'a [gatelog_core::Sighting],
+    sightings_next_cursor: Option<String>,
+}
+
+/// One page of sightings, serialised straight to the response like
+/// [`Detail`].
+#[derive(serde::Serialize)]
+struct SightingsPage<'a> {
+    sightings: &'a [gatelog_core::Sighting],
+    next_cursor: Option<String>,
+}
+
+/// `GET /api/v1/logs/{id}/sightings?limit=&cursor=`: one page of a
+/// passage's sightings in capture order, `{"sightings":[…],"next_cursor":…}`.
+pub async fn sightings(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (limit, cursor) = parse_sightings_query(req.query_string())?;
+    let id = passage_id(&path)?;
+    // An unknown passage is a 404, not an empty page that looks like one
+    // without sightings.
+    if state.store.passage(id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no passage with id {id}")));
+    }
+    let page = state.store.sightings(id, cursor, limit).await?;
+    Ok(HttpResponse::Ok().json(SightingsPage {
+        sightings: &page.sightings,
+        next_cursor: page.next_cursor.map(|c| c.encode()),
+    }))
+}
+
+fn passage_id(path: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(path).map_err(|_| ApiError::bad_param("id", "id must be a UUID"))
+}
+
+/// The query's pairs, refusing any parameter not in `known` and any given
+/// twice, with a 400 that names it.
+fn strict_pairs(query: &str, known: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|_| ApiError::bad_param("query", "the query string is not valid URL encoding"))?;
+    let mut seen = std::collections::HashSet::new();
+    for (key, _) in &pairs {
+        if !known.contains(&key.as_str()) {
+            let known = if known.is_empty() {
+                "this route takes no parameters".to_string()
+            } else {
+                format!("known: {}", known.join(", "))
+            };
+            return Err(ApiError::bad_param(
+                &truncate(key),
+                format!("unknown parameter {:?}; {known}", truncate(key)),
+            ));
+        }
+        if !seen.insert(key.clone()) {
+            return Err(ApiError::bad_param(
+                key,
+                format!("{key} is given more than once"),
+            ));
+        }
+    }
+    Ok(pairs)
+}
+
+/// `limit` and `cursor` of the sightings route.
+fn parse_sightings_query(query: &str) -> Result<(u32, Option<Cursor>), ApiError> {
+    let mut limit = SIGHTINGS_PAGE;
+    let mut cursor = None;
+    for (key, value) in strict_pairs(query, &SIGHTINGS_PARAMS)? {
+        if key == "limit" {
+            limit = value
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_SIGHTINGS_PAGE).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad_param("limit", "limit must be an integer from 1 to 1000")
+                })?;
+        } else {
+            cursor = Some(Cursor::decode(&value).ok_or_else(|| {
+                ApiError::bad_param(
+                    "cursor",
+                    "cursor is not one this server issued; pass sightings_next_cursor or next_cursor back as it is",
+                )
+            })?);
+        }
+    }
+    Ok((limit, cursor))
 }
 
 /// Parses a query string into a filter, strictly.
@@ -256,6 +365,34 @@ mod tests {
         ] {
             assert_eq!(param_of(q), p, "{q}");
         }
+    }
+
+    #[test]
+    fn the_sightings_query_is_strict() {
+        for (q, p) in [
+            ("limit=0", "limit"),
+            ("limit=1001", "limit"),
+            ("limit=ten", "limit"),
+            ("cursor=xyz", "cursor"),
+            ("limit=5&limit=6", "limit"),
+            ("order=asc", "order"),
+        ] {
+            match parse_sightings_query(q).unwrap_err() {
+                ApiError::BadParameter { param, .. } => assert_eq!(param, p, "{q}"),
+                other => panic!("{q}: {other:?}"),
+            }
+        }
+        assert_eq!(parse_sightings_query("").unwrap(), (100, None));
+        let c = Cursor {
+            captured_at: 1_714_552_200_000_000,
+            id: Uuid::now_v7(),
+        };
+        assert_eq!(
+            parse_sightings_query(&format!("limit=1000&cursor={}", c.encode())).unwrap(),
+            (1000, Some(c))
+        );
+        assert!(strict_pairs("", &[]).is_ok());
+        assert!(strict_pairs("x=1", &[]).is_err());
     }
 
     #[test]

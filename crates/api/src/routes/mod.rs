@@ -24,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(web::resource("/login").route(web::get().to(session::login)))
         .service(web::resource("/api/v1/logs/{id}").route(web::get().to(logs::get)))
+        .service(web::resource("/api/v1/logs/{id}/sightings").route(web::get().to(logs::sightings)))
         .service(web::resource("/api/v1/sync/status").route(web::get().to(sync::status)))
         // Probes may use HEAD as well as GET.
         .service(

@@ -7,6 +7,10 @@
 //! every commit from then on; then read `initial_data` from the store; then
 //! forward the queue, skipping `new_log` frames already in `initial_data`.
 //!
+//! A connection holds a slot under the caps of [`crate::ws_limit`] from
+//! before the upgrade until its task ends; over a cap, the handshake gets
+//! a 503 naming it.
+//!
 //! Query parameters, parsed strictly (400 naming the parameter):
 //! - `limit`: passages in `initial_data`, 1 to 100 (default 10);
 //! - `since`: a cursor from a `new_log` or `initial_data` frame, or an
@@ -22,7 +26,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use actix_ws::{CloseCode, CloseReason, Session};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -32,7 +36,9 @@ use gatelog_metrics::Metrics;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::auth::Principal;
 use crate::broadcast::{FrameKind, Subscription};
+use crate::ws_limit::WsSlot;
 use crate::{ApiError, AppState};
 
 /// How often the server pings.
@@ -126,6 +132,11 @@ pub async fn logs(
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
     let params = parse_params(req.query_string())?;
+    // The slot is taken before the upgrade, so the excess gets a 503 that
+    // names the cap, and it moves into the connection's task, which frees
+    // it when it ends, however it ends.
+    let key = req.extensions().get::<Principal>().copied();
+    let slot = state.ws_limiter.acquire(key)?;
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(handshake_error)?;
     let sub = state
         .broadcaster
@@ -138,7 +149,14 @@ pub async fn logs(
         .max_continuation_size(MAX_CLIENT_FRAME);
     // The connection is !Send (it holds the request payload), so it runs on
     // this worker's thread.
-    actix_web::rt::spawn(connection(state.into_inner(), params, sub, session, stream));
+    actix_web::rt::spawn(connection(
+        state.into_inner(),
+        params,
+        sub,
+        session,
+        stream,
+        slot,
+    ));
     Ok(response)
 }
 
@@ -218,6 +236,7 @@ async fn connection(
     mut sub: Subscription,
     mut session: Session,
     mut stream: actix_ws::AggregatedMessageStream,
+    _slot: WsSlot,
 ) {
     let _gauge = ClientGauge::new(&state.metrics);
     let end = run(&state, params, &mut sub, &mut session, &mut stream).await;
