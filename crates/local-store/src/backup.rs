@@ -5,7 +5,10 @@
 //! commit before it began, nothing after) and never blocks the writer.
 //! The copy is written beside the target under a temporary name, fsynced,
 //! checked, and only then renamed into place, so `FILE` is either a whole
-//! backup or absent.
+//! backup or absent. A `FILE` that resolves (through links, `..` or a
+//! bind mount) to one of the store's own files is refused before anything
+//! is written: renamed over the live database or its WAL, the copy would
+//! corrupt the store under the running server.
 //!
 //! **Restore** never touches the current store until the candidate has
 //! passed `PRAGMA integrity_check` and its applied migrations match this
@@ -19,7 +22,7 @@ use std::path::{Path, PathBuf};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection};
 
-use crate::lock::StoreLock;
+use crate::lock::{sidecar, StoreFiles, StoreLock};
 use crate::{StoreConfig, StoreError};
 
 /// The first 16 bytes of every SQLite database file.
@@ -68,6 +71,7 @@ pub async fn backup(
             config.path.display()
         )));
     }
+    refuse_store_file(config, dest, "write the backup to")?;
     if dest.exists() && !overwrite {
         return Err(StoreError::Refused(format!(
             "{} exists; choose another name or pass --force to replace it",
@@ -110,6 +114,23 @@ pub async fn backup(
             let _ = std::fs::remove_file(&partial);
             Err(e)
         }
+    }
+}
+
+/// Refuses `file` when it is, or resolves to, one of the store's own files
+/// (the database, its WAL, its shared-memory index, its lock file).
+/// Renaming a copy over any of them under a running server corrupts the
+/// store, and restoring the store from itself would drop what its WAL
+/// holds.
+fn refuse_store_file(config: &StoreConfig, file: &Path, verb: &str) -> Result<(), StoreError> {
+    let files = StoreFiles::of(&config.path)?;
+    match files.clash(file) {
+        Some((what, path)) => Err(StoreError::Refused(format!(
+            "cannot {verb} {}: it is {what} ({}); choose a file outside the store's own files",
+            file.display(),
+            path.display()
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -207,6 +228,7 @@ pub struct Restored {
 pub async fn restore(config: &StoreConfig, file: &Path) -> Result<Restored, StoreError> {
     let store = &config.path;
     let _lock = StoreLock::try_acquire(store)?;
+    refuse_store_file(config, file, "restore from")?;
     // Check the source first for a fast, clear refusal…
     verify(file).await?;
 
@@ -270,13 +292,6 @@ pub async fn restore(config: &StoreConfig, file: &Path) -> Result<Restored, Stor
     std::fs::rename(&tmp, store).map_err(|e| io(store, e))?;
     sync_dir(store)?;
     Ok(Restored { verified, previous })
-}
-
-/// `gatelog.db` → `gatelog.db-wal` and the like.
-fn sidecar(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
 }
 
 fn io(path: &Path, source: std::io::Error) -> StoreError {
