@@ -11,8 +11,9 @@
 //! corrupt the store under the running server.
 //!
 //! **Restore** never touches the current store until the candidate has
-//! passed `PRAGMA integrity_check` and its applied migrations match this
-//! binary's [`MIGRATOR`](crate::MIGRATOR). It refuses while a server holds
+//! passed `PRAGMA integrity_check`, its applied migrations match this
+//! binary's [`MIGRATOR`](crate::MIGRATOR), and it holds every table,
+//! column, index and trigger those migrations create. It refuses while a server holds
 //! the [store lock](crate::lock). The replacement is a rename of a fsynced
 //! copy, and the previous store is kept beside it (a hard link, so it costs
 //! no copy) as `<store>.pre-restore-<time>` with its WAL.
@@ -204,6 +205,23 @@ async fn check(conn: &mut SqliteConnection) -> Result<(i64, i64, usize), String>
             return Err(format!("has a half-applied migration {version}"));
         }
     }
+    let missing = missing_schema(conn, applied.len()).await?;
+    if !missing.is_empty() {
+        const SHOWN: usize = 10;
+        let mut list = missing
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if missing.len() > SHOWN {
+            list.push_str(&format!(" and {} more", missing.len() - SHOWN));
+        }
+        return Err(format!(
+            "lacks part of the schema its migrations create: {list}; \
+             it cannot be served as it is"
+        ));
+    }
     let passages: i64 = sqlx::query_scalar("SELECT count(*) FROM passages")
         .fetch_one(&mut *conn)
         .await
@@ -213,6 +231,101 @@ async fn check(conn: &mut SqliteConnection) -> Result<(i64, i64, usize), String>
         .await
         .map_err(|_| "is not a gatelog store: it has no sightings table".to_string())?;
     Ok((passages, sightings, applied.len()))
+}
+
+/// A table and its columns, an index, a trigger or a view, as
+/// `sqlite_schema` lists it.
+#[derive(Debug, sqlx::FromRow)]
+struct SchemaObject {
+    #[sqlx(rename = "type")]
+    kind: String,
+    name: String,
+}
+
+/// What the first `applied` migrations of this binary create and `conn`
+/// lacks: each missing table, column, index, trigger or view, named.
+///
+/// The migration history says what should be there, but a file can be
+/// changed after the fact (a table dropped by hand, a half-copied file
+/// that still passes the integrity check), and a store without, say, the
+/// `readiness` table serves but is never ready. So the migrations are
+/// replayed into an empty in-memory database, and every object and column
+/// they create must be in the candidate too. Extra objects are allowed.
+async fn missing_schema(
+    conn: &mut SqliteConnection,
+    applied: usize,
+) -> Result<Vec<String>, String> {
+    let unreadable = |_| "is damaged: its schema cannot be read".to_string();
+    let mut reference: SqliteConnection = SqliteConnectOptions::new()
+        .in_memory(true)
+        .connect()
+        .await
+        .map_err(|e| format!("cannot be checked: an in-memory database failed to open ({e})"))?;
+    let result = async {
+        for m in crate::MIGRATOR
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .take(applied)
+        {
+            sqlx::raw_sql(&m.sql)
+                .execute(&mut reference)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot be checked: migration {} failed to replay ({e})",
+                        m.version
+                    )
+                })?;
+        }
+        let expected = schema_objects(&mut reference).await.map_err(unreadable)?;
+        let present = schema_objects(conn).await.map_err(unreadable)?;
+        let mut missing = Vec::new();
+        for object in &expected {
+            if !present
+                .iter()
+                .any(|p| p.kind == object.kind && p.name == object.name)
+            {
+                missing.push(format!("{} {}", object.kind, object.name));
+                continue;
+            }
+            if object.kind != "table" {
+                continue;
+            }
+            let want = table_columns(&mut reference, &object.name)
+                .await
+                .map_err(unreadable)?;
+            let have = table_columns(conn, &object.name)
+                .await
+                .map_err(unreadable)?;
+            for column in want.iter().filter(|c| !have.contains(c)) {
+                missing.push(format!("column {}.{column}", object.name));
+            }
+        }
+        Ok(missing)
+    }
+    .await;
+    let _ = reference.close().await;
+    result
+}
+
+async fn schema_objects(conn: &mut SqliteConnection) -> Result<Vec<SchemaObject>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT type, name FROM sqlite_schema \
+         WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name <> '_sqlx_migrations' \
+         ORDER BY rowid",
+    )
+    .fetch_all(conn)
+    .await
+}
+
+async fn table_columns(
+    conn: &mut SqliteConnection,
+    table: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT name FROM pragma_table_info(?)")
+        .bind(table)
+        .fetch_all(conn)
+        .await
 }
 
 /// What a restore did.

@@ -376,6 +376,77 @@ async fn restore_refuses_corrupt_and_foreign_files_and_leaves_the_store_unchange
 }
 
 #[tokio::test]
+async fn restore_refuses_a_backup_missing_a_table_column_or_trigger_of_its_schema() {
+    let app = TestApp::spawn().await;
+    let items: Vec<Value> = (0..20)
+        .map(|i| json!({"owner": "MSCU", "number": format!("{:06}", i), "captured_at": "2024-05-01T08:30:00Z"}))
+        .collect();
+    let (s, _) = app.post(&Value::Array(items)).await;
+    assert_eq!(s, StatusCode::OK);
+    let dir = app.stop().await;
+    let db = dir.path().join("gatelog.db");
+    let good = dir.path().join("good.db");
+    let out = gatelog(&db, &["backup", good.to_str().unwrap()]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Each copy is whole (its integrity check passes) and its migration
+    // history is intact, but part of the schema was dropped by hand.
+    let mut damaged = Vec::new();
+    for (name, sql, named) in [
+        ("no-readiness.db", "DROP TABLE readiness", "table readiness"),
+        (
+            "no-column.db",
+            "ALTER TABLE sightings DROP COLUMN source_video",
+            "column sightings.source_video",
+        ),
+        (
+            "no-trigger.db",
+            "DROP TRIGGER passages_trigram_insert",
+            "trigger passages_trigram_insert",
+        ),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::copy(&good, &file).unwrap();
+        let mut conn = sqlite(&file).await;
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        assert_eq!(gatelog_tests::integrity_check(&file).await, "ok");
+        damaged.push((file, named));
+    }
+
+    let mut conn = sqlite(&db).await;
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let before = std::fs::read(&db).unwrap();
+    for (file, named) in &damaged {
+        let out = gatelog(&db, &["restore", file.to_str().unwrap()]).await;
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{} was accepted", file.display());
+        assert!(
+            err.contains("restore refused") && err.contains(named),
+            "{}: {err}",
+            file.display()
+        );
+        assert_eq!(std::fs::read(&db).unwrap(), before, "the store changed");
+    }
+
+    // The whole backup is still accepted, and the restored store is ready.
+    let out = gatelog(&db, &["restore", good.to_str().unwrap()]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let app = TestApp::spawn_in(dir, |_| {}).await;
+    let (s, _) = app.get("/readyz").await;
+    assert_eq!(s, StatusCode::OK);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn export_row_counts_equal_passage_counts_over_http_and_the_cli() {
     let app = TestApp::spawn().await;
     let mut created = 0;
