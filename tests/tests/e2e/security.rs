@@ -534,6 +534,38 @@ fn gatelog(dir: &std::path::Path, env: &[(String, String)]) -> tokio::process::C
 }
 
 #[tokio::test]
+async fn digits_only_keys_from_the_environment_open_the_real_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    // A key of digits reads as a number to figment; one with a leading
+    // zero would lose it.
+    let app = gatelog_tests::BinaryApp::start(
+        dir.path(),
+        &[
+            ("GATELOG_AUTH__INGEST_KEYS", "12345"),
+            ("GATELOG_AUTH__READ_KEYS", "0123456789"),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let post = |key: &str| {
+        client
+            .post(format!("{}/api/v1/recognitions", app.base))
+            .bearer_auth(key)
+            .json(&read("MSCU1234565", "2024-05-01T08:30:00Z"))
+    };
+    assert_eq!(status_of(post("12345")).await, StatusCode::CREATED);
+    assert_eq!(status_of(post("12346")).await, StatusCode::UNAUTHORIZED);
+    let get = |key: &str| {
+        client
+            .get(format!("{}/api/v1/logs", app.base))
+            .bearer_auth(key)
+    };
+    assert_eq!(status_of(get("0123456789")).await, StatusCode::OK);
+    assert_eq!(status_of(get("123456789")).await, StatusCode::UNAUTHORIZED);
+    assert!(app.terminate().await.success());
+}
+
+#[tokio::test]
 async fn made_up_secrets_appear_in_no_response_no_log_line_and_no_config_output() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
