@@ -24,8 +24,10 @@
 //!   a cookie-authenticated request whose `Origin` is neither this host nor
 //!   in `server.cors_origins` is refused, which stops cross-site WebSocket
 //!   hijacking. The token is an HMAC-SHA256 under a random secret made at
-//!   start-up and never stored, so a restart ends every session. A cookie
-//!   never authorizes ingest. A browser that navigates to a page without
+//!   start-up and never stored, so a restart ends every session; the
+//!   server also keeps each live session's nonce, so signing out ends that
+//!   session on the server. A sign-in posted from another site's page is
+//!   refused with 403 (login CSRF). A cookie never authorizes ingest. A browser that navigates to a page without
 //!   a session is redirected to `/login`, a plain form that posts the key
 //!   to `/api/v1/session` and needs no script.
 //!
@@ -83,6 +85,9 @@ const READ_REQUIRED: &str =
     "a valid read key is required: send Authorization: Bearer <read key>, or sign in through POST /api/v1/session";
 const CROSS_ORIGIN: &str =
     "the session cookie is not accepted from another origin; send Authorization: Bearer <read key>";
+const CROSS_ORIGIN_SIGN_IN: &str =
+    "sign-in is accepted only from this server's own pages (or an origin in server.cors_origins): \
+     the request's Origin or Referer names another site";
 
 /// What a path needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,13 +306,17 @@ impl Security {
     /// A browser sends `Origin` on WebSocket handshakes and on cross-origin
     /// requests; it must name this host or an allowed origin.
     fn same_or_allowed_origin(&self, req: &HttpRequest) -> bool {
-        let Some(origin) = req
-            .headers()
-            .get(header::ORIGIN)
-            .and_then(|v| v.to_str().ok())
-        else {
-            return true;
-        };
+        match req.headers().get(header::ORIGIN) {
+            None => true,
+            Some(origin) => origin
+                .to_str()
+                .is_ok_and(|origin| self.is_own_or_allowed(req, origin)),
+        }
+    }
+
+    /// Whether `origin` (`scheme://host[:port]`) is this server, as the
+    /// request's `Host` names it, or one of `server.cors_origins`.
+    fn is_own_or_allowed(&self, req: &HttpRequest, origin: &str) -> bool {
         let host = req
             .headers()
             .get(header::HOST)
@@ -316,6 +325,49 @@ impl Security {
         (origin_host.is_some() && origin_host == host)
             || self.cors_origins.iter().any(|o| o == origin)
     }
+
+    /// Refuses a sign-in posted from another site's page (login CSRF: a
+    /// page elsewhere signing the victim's browser in under the attacker's
+    /// key). As the OWASP cheat sheet advises, the source is `Origin`, or
+    /// `Referer` when a browser leaves `Origin` out; either must be this
+    /// server or an allowed origin, and `Origin: null` (a sandboxed or
+    /// redirected page) is refused. A request with neither header comes
+    /// from no web page (a script, curl) and carries no victim's browser,
+    /// so it passes.
+    pub fn check_sign_in_source(&self, req: &HttpRequest) -> Result<(), ApiError> {
+        let headers = req.headers();
+        let source = match (headers.get(header::ORIGIN), headers.get(header::REFERER)) {
+            (Some(origin), _) => origin.to_str().ok().map(str::to_string),
+            (None, Some(referer)) => referer.to_str().ok().and_then(origin_of),
+            (None, None) => return Ok(()),
+        };
+        match source {
+            Some(origin) if self.is_own_or_allowed(req, &origin) => Ok(()),
+            _ => {
+                tracing::info!("a sign-in from another origin was refused");
+                Err(ApiError::Forbidden(CROSS_ORIGIN_SIGN_IN))
+            }
+        }
+    }
+
+    /// Ends the session whose cookie `req` carries, on the server: its
+    /// token is refused from now on, even if the browser (or someone who
+    /// copied it) presents it again.
+    pub fn end_session(&self, req: &HttpRequest) {
+        if let Some(token) = cookie(req, SESSION_COOKIE) {
+            self.sessions.revoke(token);
+        }
+    }
+}
+
+/// The origin (`scheme://host[:port]`) of an absolute URL such as a
+/// `Referer`.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    (!scheme.is_empty() && !authority.is_empty() && !authority.contains('@'))
+        .then(|| format!("{scheme}://{authority}"))
 }
 
 /// The middleware: authenticate, rate-limit, then run the request under
@@ -418,17 +470,39 @@ fn unix_now() -> i64 {
 
 /// Signed, expiring session tokens: `<expires>.<key index>.<nonce>.<mac>`,
 /// the MAC an HMAC-SHA256 of the first three parts.
+///
+/// A token is honoured only while its nonce is among the live sessions,
+/// so signing out ends the session on the server and a copied cookie dies
+/// with it. The set is bounded: past [`MAX_SESSIONS`], expired sessions
+/// are dropped and then the one that expires soonest, whose dashboard
+/// must sign in again. Failing that way is safe, where a bounded list of
+/// revoked tokens would, once full, have to forget a sign-out.
 struct Sessions {
     /// Random per process, never written anywhere.
     secret: [u8; 32],
     ttl: Duration,
+    /// Live sessions: nonce → expiry (Unix seconds).
+    live: Mutex<HashMap<[u8; NONCE_BYTES], i64>>,
 }
+
+/// Live dashboard sessions kept at most; far more than a gate has screens.
+const MAX_SESSIONS: usize = 10_000;
+/// The random part of a session token.
+const NONCE_BYTES: usize = 16;
 
 impl Sessions {
     fn new(ttl: Duration) -> Self {
         let mut secret = [0u8; 32];
         rand::rng().fill_bytes(&mut secret);
-        Self { secret, ttl }
+        Self {
+            secret,
+            ttl,
+            live: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; NONCE_BYTES], i64>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn mac(&self, payload: &str) -> Hmac<Sha256> {
@@ -440,16 +514,43 @@ impl Sessions {
     }
 
     fn issue(&self, index: usize, now: i64) -> String {
-        let mut nonce = [0u8; 16];
+        let mut nonce = [0u8; NONCE_BYTES];
         rand::rng().fill_bytes(&mut nonce);
         let expires = now + self.ttl.as_secs() as i64;
+        {
+            let mut live = self.live();
+            if live.len() >= MAX_SESSIONS {
+                live.retain(|_, &mut e| e > now);
+            }
+            if live.len() >= MAX_SESSIONS {
+                let soonest = live.iter().min_by_key(|(_, &e)| e).map(|(n, _)| *n);
+                if let Some(n) = soonest {
+                    live.remove(&n);
+                }
+            }
+            live.insert(nonce, expires);
+        }
         let payload = format!("{expires}.{index}.{}", URL_SAFE_NO_PAD.encode(nonce));
         let tag = self.mac(&payload).finalize().into_bytes();
         format!("{payload}.{}", URL_SAFE_NO_PAD.encode(tag))
     }
 
-    /// The read key index of a valid, unexpired token.
+    /// The read key index of a valid, unexpired, live token.
     fn verify(&self, token: &str, read_keys: usize, now: i64) -> Option<usize> {
+        let (expires, index, nonce) = self.open(token)?;
+        let live = self.live().get(&nonce).is_some_and(|&e| e > now);
+        (live && expires > now && index < read_keys).then_some(index)
+    }
+
+    /// Ends the session of `token`, if it is one of ours.
+    fn revoke(&self, token: &str) {
+        if let Some((_, _, nonce)) = self.open(token) {
+            self.live().remove(&nonce);
+        }
+    }
+
+    /// The expiry, key index and nonce of a token whose MAC is right.
+    fn open(&self, token: &str) -> Option<(i64, usize, [u8; NONCE_BYTES])> {
         if token.len() > 256 {
             return None;
         }
@@ -459,7 +560,8 @@ impl Sessions {
         let mut parts = payload.split('.');
         let expires: i64 = parts.next()?.parse().ok()?;
         let index: usize = parts.next()?.parse().ok()?;
-        (expires > now && index < read_keys).then_some(index)
+        let nonce = URL_SAFE_NO_PAD.decode(parts.next()?).ok()?;
+        Some((expires, index, nonce.try_into().ok()?))
     }
 }
 
@@ -615,6 +717,72 @@ mod tests {
         let other = Sessions::new(Duration::from_secs(60));
         assert_eq!(other.verify(&t, 2, 1_000), None, "another process's token");
         assert_eq!(s.verify("garbage", 2, 1_000), None);
+    }
+
+    #[test]
+    fn a_revoked_token_is_refused_and_the_live_set_is_bounded() {
+        let s = Sessions::new(Duration::from_secs(60));
+        let a = s.issue(0, 1_000);
+        let b = s.issue(0, 1_000);
+        s.revoke(&a);
+        assert_eq!(s.verify(&a, 1, 1_000), None, "signed out");
+        assert_eq!(s.verify(&b, 1, 1_000), Some(0), "another session lives on");
+        s.revoke("garbage");
+
+        let first = s.issue(0, 2_000);
+        for i in 0..MAX_SESSIONS {
+            s.issue(0, 2_001 + i as i64);
+        }
+        assert!(s.live().len() <= MAX_SESSIONS);
+        assert_eq!(s.verify(&first, 1, 2_000), None, "the oldest made room");
+    }
+
+    #[test]
+    fn sign_in_is_refused_from_another_site() {
+        let s = security();
+        let req = |origin: Option<&str>, referer: Option<&str>| {
+            let mut r = TestRequest::default().insert_header((header::HOST, "gate.example:8080"));
+            if let Some(o) = origin {
+                r = r.insert_header((header::ORIGIN, o));
+            }
+            if let Some(o) = referer {
+                r = r.insert_header((header::REFERER, o));
+            }
+            r.to_http_request()
+        };
+        for (origin, referer) in [
+            (None, None),
+            (Some("http://gate.example:8080"), None),
+            (None, Some("http://gate.example:8080/login")),
+            (
+                Some("http://gate.example:8080"),
+                Some("https://evil.example/"),
+            ),
+        ] {
+            assert!(
+                s.check_sign_in_source(&req(origin, referer)).is_ok(),
+                "{origin:?} {referer:?}"
+            );
+        }
+        for (origin, referer) in [
+            (Some("https://evil.example"), None),
+            (Some("null"), None),
+            (
+                Some("https://evil.example"),
+                Some("http://gate.example:8080/"),
+            ),
+            (None, Some("https://evil.example/login")),
+            (None, Some("http://gate.example:8080.evil.example/")),
+            (None, Some("/login")),
+        ] {
+            assert!(
+                matches!(
+                    s.check_sign_in_source(&req(origin, referer)),
+                    Err(ApiError::Forbidden(_))
+                ),
+                "{origin:?} {referer:?}"
+            );
+        }
     }
 
     #[test]

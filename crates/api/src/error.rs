@@ -54,6 +54,10 @@ pub enum ApiError {
     /// repeats what the client sent.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// Credentials are not the question: the request itself is not
+    /// allowed, such as a sign-in posted from another site's page.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// The key's token bucket is empty.
     #[error("too many requests; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
@@ -109,6 +113,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Timeout => "request_timeout",
             ApiError::Unavailable => "store_unavailable",
@@ -160,6 +165,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable | ApiError::TooManyConnections { .. } => {

@@ -5,11 +5,15 @@
 //! commit before it began, nothing after) and never blocks the writer.
 //! The copy is written beside the target under a temporary name, fsynced,
 //! checked, and only then renamed into place, so `FILE` is either a whole
-//! backup or absent.
+//! backup or absent. A `FILE` that resolves (through links, `..` or a
+//! bind mount) to one of the store's own files is refused before anything
+//! is written: renamed over the live database or its WAL, the copy would
+//! corrupt the store under the running server.
 //!
 //! **Restore** never touches the current store until the candidate has
-//! passed `PRAGMA integrity_check` and its applied migrations match this
-//! binary's [`MIGRATOR`](crate::MIGRATOR). It refuses while a server holds
+//! passed `PRAGMA integrity_check`, its applied migrations match this
+//! binary's [`MIGRATOR`](crate::MIGRATOR), and it holds every table,
+//! column, index and trigger those migrations create. It refuses while a server holds
 //! the [store lock](crate::lock). The replacement is a rename of a fsynced
 //! copy, and the previous store is kept beside it (a hard link, so it costs
 //! no copy) as `<store>.pre-restore-<time>` with its WAL.
@@ -19,7 +23,7 @@ use std::path::{Path, PathBuf};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection};
 
-use crate::lock::StoreLock;
+use crate::lock::{sidecar, StoreFiles, StoreLock};
 use crate::{StoreConfig, StoreError};
 
 /// The first 16 bytes of every SQLite database file.
@@ -68,6 +72,7 @@ pub async fn backup(
             config.path.display()
         )));
     }
+    refuse_store_file(config, dest, "write the backup to")?;
     if dest.exists() && !overwrite {
         return Err(StoreError::Refused(format!(
             "{} exists; choose another name or pass --force to replace it",
@@ -110,6 +115,23 @@ pub async fn backup(
             let _ = std::fs::remove_file(&partial);
             Err(e)
         }
+    }
+}
+
+/// Refuses `file` when it is, or resolves to, one of the store's own files
+/// (the database, its WAL, its shared-memory index, its lock file).
+/// Renaming a copy over any of them under a running server corrupts the
+/// store, and restoring the store from itself would drop what its WAL
+/// holds.
+fn refuse_store_file(config: &StoreConfig, file: &Path, verb: &str) -> Result<(), StoreError> {
+    let files = StoreFiles::of(&config.path)?;
+    match files.clash(file) {
+        Some((what, path)) => Err(StoreError::Refused(format!(
+            "cannot {verb} {}: it is {what} ({}); choose a file outside the store's own files",
+            file.display(),
+            path.display()
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -183,6 +205,23 @@ async fn check(conn: &mut SqliteConnection) -> Result<(i64, i64, usize), String>
             return Err(format!("has a half-applied migration {version}"));
         }
     }
+    let missing = missing_schema(conn, applied.len()).await?;
+    if !missing.is_empty() {
+        const SHOWN: usize = 10;
+        let mut list = missing
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if missing.len() > SHOWN {
+            list.push_str(&format!(" and {} more", missing.len() - SHOWN));
+        }
+        return Err(format!(
+            "lacks part of the schema its migrations create: {list}; \
+             it cannot be served as it is"
+        ));
+    }
     let passages: i64 = sqlx::query_scalar("SELECT count(*) FROM passages")
         .fetch_one(&mut *conn)
         .await
@@ -192,6 +231,101 @@ async fn check(conn: &mut SqliteConnection) -> Result<(i64, i64, usize), String>
         .await
         .map_err(|_| "is not a gatelog store: it has no sightings table".to_string())?;
     Ok((passages, sightings, applied.len()))
+}
+
+/// A table and its columns, an index, a trigger or a view, as
+/// `sqlite_schema` lists it.
+#[derive(Debug, sqlx::FromRow)]
+struct SchemaObject {
+    #[sqlx(rename = "type")]
+    kind: String,
+    name: String,
+}
+
+/// What the first `applied` migrations of this binary create and `conn`
+/// lacks: each missing table, column, index, trigger or view, named.
+///
+/// The migration history says what should be there, but a file can be
+/// changed after the fact (a table dropped by hand, a half-copied file
+/// that still passes the integrity check), and a store without, say, the
+/// `readiness` table serves but is never ready. So the migrations are
+/// replayed into an empty in-memory database, and every object and column
+/// they create must be in the candidate too. Extra objects are allowed.
+async fn missing_schema(
+    conn: &mut SqliteConnection,
+    applied: usize,
+) -> Result<Vec<String>, String> {
+    let unreadable = |_| "is damaged: its schema cannot be read".to_string();
+    let mut reference: SqliteConnection = SqliteConnectOptions::new()
+        .in_memory(true)
+        .connect()
+        .await
+        .map_err(|e| format!("cannot be checked: an in-memory database failed to open ({e})"))?;
+    let result = async {
+        for m in crate::MIGRATOR
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .take(applied)
+        {
+            sqlx::raw_sql(&m.sql)
+                .execute(&mut reference)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot be checked: migration {} failed to replay ({e})",
+                        m.version
+                    )
+                })?;
+        }
+        let expected = schema_objects(&mut reference).await.map_err(unreadable)?;
+        let present = schema_objects(conn).await.map_err(unreadable)?;
+        let mut missing = Vec::new();
+        for object in &expected {
+            if !present
+                .iter()
+                .any(|p| p.kind == object.kind && p.name == object.name)
+            {
+                missing.push(format!("{} {}", object.kind, object.name));
+                continue;
+            }
+            if object.kind != "table" {
+                continue;
+            }
+            let want = table_columns(&mut reference, &object.name)
+                .await
+                .map_err(unreadable)?;
+            let have = table_columns(conn, &object.name)
+                .await
+                .map_err(unreadable)?;
+            for column in want.iter().filter(|c| !have.contains(c)) {
+                missing.push(format!("column {}.{column}", object.name));
+            }
+        }
+        Ok(missing)
+    }
+    .await;
+    let _ = reference.close().await;
+    result
+}
+
+async fn schema_objects(conn: &mut SqliteConnection) -> Result<Vec<SchemaObject>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT type, name FROM sqlite_schema \
+         WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name <> '_sqlx_migrations' \
+         ORDER BY rowid",
+    )
+    .fetch_all(conn)
+    .await
+}
+
+async fn table_columns(
+    conn: &mut SqliteConnection,
+    table: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT name FROM pragma_table_info(?)")
+        .bind(table)
+        .fetch_all(conn)
+        .await
 }
 
 /// What a restore did.
@@ -207,6 +341,7 @@ pub struct Restored {
 pub async fn restore(config: &StoreConfig, file: &Path) -> Result<Restored, StoreError> {
     let store = &config.path;
     let _lock = StoreLock::try_acquire(store)?;
+    refuse_store_file(config, file, "restore from")?;
     // Check the source first for a fast, clear refusal…
     verify(file).await?;
 
@@ -270,13 +405,6 @@ pub async fn restore(config: &StoreConfig, file: &Path) -> Result<Restored, Stor
     std::fs::rename(&tmp, store).map_err(|e| io(store, e))?;
     sync_dir(store)?;
     Ok(Restored { verified, previous })
-}
-
-/// `gatelog.db` → `gatelog.db-wal` and the like.
-fn sidecar(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
 }
 
 fn io(path: &Path, source: std::io::Error) -> StoreError {

@@ -8,7 +8,9 @@
 //!
 //! Every section denies unknown keys, so a typo stops startup with the key
 //! and the layer it came from, instead of being silently ignored. Secrets
-//! are [`SecretString`]s and print as `"[redacted]"`.
+//! are [`SecretString`]s and print as `"[redacted]"`. Text-valued keys
+//! (keys, names, URLs, secrets) are read from the environment as written,
+//! not as figment's TOML-like literals; see `TextEnv`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -60,7 +62,9 @@ impl Default for SiteConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SupabaseSection {
-    /// The project URL, `SUPABASE_URL`.
+    /// The project URL, `SUPABASE_URL`. Printed with any user info
+    /// (such as a password) and query redacted.
+    #[serde(serialize_with = "redact_opt_url")]
     pub url: Option<String>,
     /// The service key, `SUPABASE_KEY`. Never leaves the server.
     #[serde(serialize_with = "redact_opt")]
@@ -144,6 +148,43 @@ fn redact_list<S: Serializer>(v: &[SecretString], s: S) -> Result<S::Ok, S::Erro
     s.collect_seq(v.iter().map(|_| REDACTED))
 }
 
+/// A URL as `gatelog config` shows it: its user info (a password, or a
+/// token in the user name) and its query (which may carry a key) are
+/// replaced by `[redacted]`; scheme, host, port and path stay, so the
+/// operator can still see where it points. This is done on the text, not
+/// through a URL parser, so that nothing else in it is normalised and a
+/// malformed URL is redacted too.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let host = match authority.rfind('@') {
+        Some(at) => format!("{REDACTED}@{}", &authority[at + 1..]),
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let fragment = query.find('#').map(|i| &query[i..]).unwrap_or("");
+            format!("{path}?{REDACTED}{fragment}")
+        }
+        None => tail.to_string(),
+    };
+    match scheme {
+        Some(scheme) => format!("{scheme}://{host}{tail}"),
+        None => format!("{host}{tail}"),
+    }
+}
+
+fn redact_opt_url<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(url) => s.serialize_str(&redact_url(url)),
+        None => s.serialize_none(),
+    }
+}
+
 /// Keys as a TOML array or, from the environment, comma-separated.
 fn key_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
     Ok(gatelog_api::config::comma_list(d)?
@@ -161,22 +202,136 @@ pub fn figment(explicit: Option<&Path>) -> Result<Figment, String> {
         }
         f = f.merge(Toml::file_exact(path));
     }
-    Ok(f.merge(Env::prefixed("GATELOG_").split("__"))
-        .merge(
-            Env::raw()
-                .only(&["SUPABASE_URL"])
-                .map(|_| "supabase.url".into()),
-        )
-        .merge(
-            Env::raw()
-                .only(&["SUPABASE_KEY"])
-                .map(|_| "supabase.key".into()),
-        )
-        .merge(
-            Env::raw()
-                .only(&["DATABASE_URL"])
-                .map(|_| "postgres.url".into()),
-        ))
+    Ok(f.merge(
+        Env::prefixed(ENV_PREFIX)
+            .split("__")
+            .filter(|k| !is_text_key(&k.as_str().to_ascii_lowercase())),
+    )
+    .merge(TextEnv::prefixed())
+    .merge(TextEnv::seed()))
+}
+
+/// The prefix of gatelog's own environment variables.
+const ENV_PREFIX: &str = "GATELOG_";
+
+/// The seed's variables, and the keys they set.
+const SEED_VARS: [(&str, &str); 3] = [
+    ("SUPABASE_URL", "supabase.url"),
+    ("SUPABASE_KEY", "supabase.key"),
+    ("DATABASE_URL", "postgres.url"),
+];
+
+/// Keys whose values are text that must arrive exactly as written:
+/// keys, secrets, URLs and names.
+fn is_text_key(path: &str) -> bool {
+    matches!(
+        path,
+        "site.id" | "supabase.url" | "supabase.key" | "supabase.rest_path" | "postgres.url"
+    ) || path
+        .strip_prefix("auth.")
+        .is_some_and(|k| k.ends_with("_keys") && !k.contains('.'))
+}
+
+/// Environment variables taken as the exact text they hold.
+///
+/// figment's `Env` reads every value as a TOML-like literal, so a key of
+/// digits (`GATELOG_AUTH__INGEST_KEYS=12345`) arrived as a number, which
+/// a list of keys cannot take, `007` became 7, and `"k"` lost its quotes.
+/// The variables of [`is_text_key`] and the seed's variables are read by
+/// this provider instead, as strings, whatever they look like.
+struct TextEnv {
+    /// Where the values come from, as figment names it in errors.
+    name: &'static str,
+    /// Variable, key path, value.
+    vars: Vec<(String, String, String)>,
+}
+
+impl TextEnv {
+    /// `GATELOG_SECTION__KEY` variables whose key is a text key.
+    fn prefixed() -> Self {
+        let vars = std::env::vars_os()
+            .filter_map(|(var, value)| {
+                let var = var.to_str()?.to_string();
+                let rest = var
+                    .get(..ENV_PREFIX.len())
+                    .filter(|p| p.eq_ignore_ascii_case(ENV_PREFIX))
+                    .map(|_| &var[ENV_PREFIX.len()..])?;
+                let path = rest.to_ascii_lowercase().replace("__", ".");
+                is_text_key(&path)
+                    .then(|| (var.clone(), path, value.to_string_lossy().into_owned()))
+            })
+            .collect();
+        Self {
+            name: "`GATELOG_` environment variable(s)",
+            vars,
+        }
+    }
+
+    /// `SUPABASE_URL`, `SUPABASE_KEY` and `DATABASE_URL`.
+    fn seed() -> Self {
+        let vars = SEED_VARS
+            .iter()
+            .filter_map(|(var, path)| {
+                let value = std::env::var_os(var)?;
+                Some((
+                    var.to_string(),
+                    path.to_string(),
+                    value.to_string_lossy().into_owned(),
+                ))
+            })
+            .collect();
+        Self {
+            name: "environment variable(s)",
+            vars,
+        }
+    }
+}
+
+impl figment::Provider for TextEnv {
+    fn metadata(&self) -> figment::Metadata {
+        let names: Vec<(String, String)> = self
+            .vars
+            .iter()
+            .map(|(var, path, _)| (path.clone(), var.clone()))
+            .collect();
+        figment::Metadata::named(self.name).interpolater(move |_, keys| {
+            let path = keys.join(".");
+            names
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map(|(_, var)| var.clone())
+                .unwrap_or(path)
+        })
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        use figment::value::{Dict, Value};
+        fn insert(dict: &mut Dict, path: &str, value: Value) {
+            match path.split_once('.') {
+                None => {
+                    dict.insert(path.to_string(), value);
+                }
+                Some((head, rest)) => {
+                    let entry = dict
+                        .entry(head.to_string())
+                        .or_insert_with(|| Value::from(Dict::new()));
+                    if !matches!(entry, Value::Dict(..)) {
+                        *entry = Value::from(Dict::new());
+                    }
+                    if let Value::Dict(_, inner) = entry {
+                        insert(inner, rest, value);
+                    }
+                }
+            }
+        }
+        let mut dict = Dict::new();
+        for (_, path, value) in &self.vars {
+            insert(&mut dict, path, Value::from(value.clone()));
+        }
+        Ok(figment::Profile::Default.collect(dict))
+    }
 }
 
 /// Loads and checks the effective configuration.
@@ -272,5 +427,32 @@ impl Config {
 
     pub fn store_path(&self) -> PathBuf {
         self.store.path.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn urls_lose_their_user_info_and_query_and_keep_the_rest() {
+        for (url, shown) in [
+            ("https://abc.supabase.co", "https://abc.supabase.co"),
+            ("https://abc.supabase.co/", "https://abc.supabase.co/"),
+            (
+                "https://user:pw@abc.supabase.co:8443/rest",
+                "https://[redacted]@abc.supabase.co:8443/rest",
+            ),
+            ("https://token@host/p", "https://[redacted]@host/p"),
+            ("https://a:b@c@host", "https://[redacted]@host"),
+            (
+                "https://host/p?apikey=k#top",
+                "https://host/p?[redacted]#top",
+            ),
+            ("https://host/p#frag@x", "https://host/p#frag@x"),
+            ("user:pw@host", "[redacted]@host"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
     }
 }

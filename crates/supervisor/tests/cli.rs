@@ -130,3 +130,82 @@ fn serve_on_a_port_in_use_exits_naming_the_setting() {
     );
     drop(taken);
 }
+
+#[test]
+fn config_redacts_passwords_in_the_supabase_and_database_urls() {
+    let out = gatelog()
+        .arg("config")
+        .env(
+            "SUPABASE_URL",
+            "https://svc:sb-made-up-password-91c@abc.example.invalid/base?apikey=sb-query-key-5d1",
+        )
+        .env("SUPABASE_KEY", "made-up-secret-4f2a9c")
+        .env(
+            "DATABASE_URL",
+            "postgres://gatelog:pg-made-up-password-2468ace@db.example.invalid/gatelog",
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    for secret in [
+        "sb-made-up-password-91c",
+        "sb-query-key-5d1",
+        "pg-made-up-password-2468ace",
+        "made-up-secret-4f2a9c",
+    ] {
+        assert!(!text.contains(secret), "{secret} is printed:\n{text}");
+    }
+    // Where the URL points is still shown.
+    assert!(
+        text.contains("url = \"https://[redacted]@abc.example.invalid/base?[redacted]\""),
+        "{text}"
+    );
+
+    // The same through gatelog's own variable names.
+    let out = gatelog()
+        .arg("config")
+        .env(
+            "GATELOG_SUPABASE__URL",
+            "https://svc:sb-made-up-password-91c@abc.example.invalid",
+        )
+        .env(
+            "GATELOG_POSTGRES__URL",
+            "postgres://gatelog:pg-made-up-password-2468ace@db.example.invalid/gatelog",
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains("made-up-password"), "{text}");
+    assert!(text.contains("abc.example.invalid"), "{text}");
+}
+
+#[test]
+fn keys_and_names_from_the_environment_are_taken_as_written() {
+    // figment reads environment values as TOML-like literals; these must
+    // stay the text that was set.
+    let out = gatelog()
+        .arg("config")
+        .env("GATELOG_AUTH__INGEST_KEYS", "12345")
+        .env("GATELOG_AUTH__READ_KEYS", "0123456789,true")
+        .env("GATELOG_SITE__ID", "007")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("id = \"007\""), "{text}");
+    assert_eq!(text.matches("[redacted]").count(), 3, "{text}");
+}

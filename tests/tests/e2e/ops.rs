@@ -376,6 +376,77 @@ async fn restore_refuses_corrupt_and_foreign_files_and_leaves_the_store_unchange
 }
 
 #[tokio::test]
+async fn restore_refuses_a_backup_missing_a_table_column_or_trigger_of_its_schema() {
+    let app = TestApp::spawn().await;
+    let items: Vec<Value> = (0..20)
+        .map(|i| json!({"owner": "MSCU", "number": format!("{:06}", i), "captured_at": "2024-05-01T08:30:00Z"}))
+        .collect();
+    let (s, _) = app.post(&Value::Array(items)).await;
+    assert_eq!(s, StatusCode::OK);
+    let dir = app.stop().await;
+    let db = dir.path().join("gatelog.db");
+    let good = dir.path().join("good.db");
+    let out = gatelog(&db, &["backup", good.to_str().unwrap()]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Each copy is whole (its integrity check passes) and its migration
+    // history is intact, but part of the schema was dropped by hand.
+    let mut damaged = Vec::new();
+    for (name, sql, named) in [
+        ("no-readiness.db", "DROP TABLE readiness", "table readiness"),
+        (
+            "no-column.db",
+            "ALTER TABLE sightings DROP COLUMN source_video",
+            "column sightings.source_video",
+        ),
+        (
+            "no-trigger.db",
+            "DROP TRIGGER passages_trigram_insert",
+            "trigger passages_trigram_insert",
+        ),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::copy(&good, &file).unwrap();
+        let mut conn = sqlite(&file).await;
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        assert_eq!(gatelog_tests::integrity_check(&file).await, "ok");
+        damaged.push((file, named));
+    }
+
+    let mut conn = sqlite(&db).await;
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let before = std::fs::read(&db).unwrap();
+    for (file, named) in &damaged {
+        let out = gatelog(&db, &["restore", file.to_str().unwrap()]).await;
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{} was accepted", file.display());
+        assert!(
+            err.contains("restore refused") && err.contains(named),
+            "{}: {err}",
+            file.display()
+        );
+        assert_eq!(std::fs::read(&db).unwrap(), before, "the store changed");
+    }
+
+    // The whole backup is still accepted, and the restored store is ready.
+    let out = gatelog(&db, &["restore", good.to_str().unwrap()]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let app = TestApp::spawn_in(dir, |_| {}).await;
+    let (s, _) = app.get("/readyz").await;
+    assert_eq!(s, StatusCode::OK);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn export_row_counts_equal_passage_counts_over_http_and_the_cli() {
     let app = TestApp::spawn().await;
     let mut created = 0;
@@ -503,6 +574,189 @@ async fn a_second_server_on_the_same_store_is_refused() {
     };
     assert!(err.contains("in use"), "{err}");
     app.stop().await;
+}
+
+/// Posts `count` new passages, numbered from `first`, to the server at
+/// `base`; each must be acknowledged. Returns their serials.
+async fn ingest(base: &str, first: u32, count: u32) -> Vec<String> {
+    let client = reqwest::Client::new();
+    let mut acked = Vec::new();
+    for i in first..first + count {
+        let serial = format!("{i:06}");
+        let r = client
+            .post(format!("{base}/api/v1/recognitions"))
+            .json(
+                &json!({"owner": "TGHU", "number": serial, "captured_at": "2024-05-01T08:30:00Z"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        acked.push(serial);
+    }
+    acked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_onto_the_live_store_its_wal_or_a_link_to_them_is_refused_and_every_ack_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gatelog.db");
+    let app = BinaryApp::start(dir.path(), &[]).await;
+    let mut acked = ingest(&app.base, 0, 40).await;
+    let canonical = std::fs::canonicalize(&db).unwrap();
+
+    // A link to the store file, and a link to its folder.
+    let links = tempfile::tempdir().unwrap();
+    let file_link = links.path().join("store-link.db");
+    std::os::unix::fs::symlink(&db, &file_link).unwrap();
+    let dir_link = links.path().join("alias");
+    std::os::unix::fs::symlink(dir.path(), &dir_link).unwrap();
+
+    let targets = [
+        db.clone(),
+        dir.path().join("gatelog.db-wal"),
+        dir.path().join("gatelog.db-shm"),
+        dir.path().join("gatelog.db.lock"),
+        file_link,
+        dir_link.join("gatelog.db"),
+        dir_link.join("gatelog.db-wal"),
+        dir.path().join("sub/../gatelog.db"),
+    ];
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    for target in &targets {
+        for force in [false, true] {
+            let mut args = vec!["backup", target.to_str().unwrap()];
+            if force {
+                args.push("--force");
+            }
+            let out = gatelog(&db, &args).await;
+            let err = text(&out.stderr);
+            assert!(
+                !out.status.success(),
+                "backup to {} (force: {force}) was accepted: {}",
+                target.display(),
+                text(&out.stdout)
+            );
+            assert!(
+                err.contains("backup refused")
+                    && err.contains(&target.display().to_string())
+                    && err.contains(&canonical.display().to_string()),
+                "the refusal names both paths: {err}"
+            );
+        }
+    }
+    // Nothing was left beside the store, and the server still takes reads.
+    let stray: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("partial"))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+    acked.extend(ingest(&app.base, 40, 40).await);
+    assert!(app.terminate().await.success());
+
+    assert_eq!(gatelog_tests::integrity_check(&db).await, "ok");
+    let mut conn = sqlite(&db).await;
+    let stored: HashSet<String> = sqlx::query_scalar("SELECT container_number FROM passages")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    conn.close().await.unwrap();
+    for s in &acked {
+        assert!(stored.contains(s), "acknowledged passage {s} is missing");
+    }
+    assert_eq!(stored.len(), acked.len());
+
+    // The store restarts, and a backup beside it still works.
+    let app = BinaryApp::start(dir.path(), &[]).await;
+    let good = dir.path().join("good.db");
+    let out = gatelog(&db, &["backup", good.to_str().unwrap()]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("80 passages"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(app.terminate().await.success());
+}
+
+#[tokio::test]
+async fn a_second_serve_through_a_link_to_the_store_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gatelog.db");
+    let app = BinaryApp::start(dir.path(), &[]).await;
+    let acked = ingest(&app.base, 0, 5).await;
+
+    let links = tempfile::tempdir().unwrap();
+    let file_link = links.path().join("store-link.db");
+    std::os::unix::fs::symlink(&db, &file_link).unwrap();
+    let dir_link = links.path().join("alias");
+    std::os::unix::fs::symlink(dir.path(), &dir_link).unwrap();
+
+    for store in [file_link, dir_link.join("gatelog.db")] {
+        let port = gatelog_tests::free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut second = tokio::process::Command::new(gatelog_bin());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("GATELOG_") || k.starts_with("SUPABASE_") || k == "DATABASE_URL" {
+                second.env_remove(k);
+            }
+        }
+        let mut second = second
+            .arg("serve")
+            .current_dir(links.path())
+            .env("GATELOG_STORE__PATH", &store)
+            .env("GATELOG_SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        // Whichever comes first: the second server exits, or it answers.
+        let client = reqwest::Client::new();
+        let mut polls = 0;
+        let status = loop {
+            polls += 1;
+            assert!(polls < 3_000, "the second server neither exits nor answers");
+            if let Some(status) = second.try_wait().unwrap() {
+                break status;
+            }
+            if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
+                panic!(
+                    "a second server started on {} ({})",
+                    store.display(),
+                    r.status()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(!status.success());
+        let mut err = String::new();
+        use tokio::io::AsyncReadExt;
+        second
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .await
+            .unwrap();
+        assert!(err.contains("in use"), "{err}");
+    }
+
+    // The first server is untouched.
+    let (s, page) = {
+        let r = reqwest::get(format!("{}/api/v1/logs?limit=10", app.base))
+            .await
+            .unwrap();
+        (r.status(), r.json::<Value>().await.unwrap())
+    };
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(page["logs"].as_array().unwrap().len(), acked.len());
+    assert!(app.terminate().await.success());
+    assert_eq!(gatelog_tests::integrity_check(&db).await, "ok");
 }
 
 #[tokio::test]

@@ -245,6 +245,126 @@ async fn the_dashboard_signs_in_for_an_httponly_cookie_that_only_reads() {
     app.stop().await;
 }
 
+/// Signs in with the read key over JSON and returns `name=value` of the
+/// session cookie.
+async fn sign_in_cookie(app: &TestApp) -> String {
+    let r = app
+        .client
+        .post(app.url("/api/v1/session"))
+        .json(&json!({ "key": READ }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_session_token_is_refused_after_sign_out() {
+    let app = keyed_app().await;
+    let first = sign_in_cookie(&app).await;
+    let second = sign_in_cookie(&app).await;
+    let logs = |cookie: &str| {
+        app.client
+            .get(app.url("/api/v1/logs"))
+            .header(header::COOKIE, cookie)
+    };
+    assert_eq!(status_of(logs(&first)).await, StatusCode::OK);
+
+    let r = app
+        .client
+        .delete(app.url("/api/v1/session"))
+        .header(header::COOKIE, &first)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // The browser is told to drop the cookie, and a copy of it no longer
+    // opens anything: not REST, not the WebSocket.
+    assert_eq!(status_of(logs(&first)).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        status_of(ws_handshake(&app).header(header::COOKIE, &first)).await,
+        StatusCode::UNAUTHORIZED
+    );
+    // Another session of the same key is not affected.
+    assert_eq!(status_of(logs(&second)).await, StatusCode::OK);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_sign_in_posted_from_another_site_is_403() {
+    let app = keyed_app().await;
+    let session = app.url("/api/v1/session");
+    let own = app.base.clone();
+    let form = |origin: Option<&str>, referer: Option<&str>| {
+        let mut r = app.client.post(&session).form(&[("key", READ)]);
+        if let Some(o) = origin {
+            r = r.header(header::ORIGIN, o);
+        }
+        if let Some(o) = referer {
+            r = r.header(header::REFERER, o);
+        }
+        r
+    };
+    for (origin, referer) in [
+        (Some("https://evil.example"), None),
+        (Some("null"), None),
+        (None, Some("https://evil.example/gatelog-login.html")),
+    ] {
+        let r = form(origin, referer).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{origin:?} {referer:?}");
+        assert!(r.headers().get(header::SET_COOKIE).is_none());
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["status"], "error");
+        assert_eq!(body["code"], "forbidden");
+        assert!(
+            body["message"].as_str().unwrap().contains("Origin"),
+            "{body}"
+        );
+    }
+    // JSON sign-ins are held to the same rule.
+    let r = app
+        .client
+        .post(&session)
+        .header(header::ORIGIN, "https://evil.example")
+        .json(&json!({ "key": READ }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // This server's own form, and a client that is no web page, sign in.
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = no_redirect
+        .post(&session)
+        .header(header::ORIGIN, &own)
+        .form(&[("key", READ)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(r.headers().get(header::SET_COOKIE).is_some());
+    let r = no_redirect
+        .post(&session)
+        .header(header::REFERER, format!("{own}/login"))
+        .form(&[("key", READ)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    sign_in_cookie(&app).await;
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_3_mib_body_is_413_even_with_a_good_key() {
     let app = keyed_app().await;
@@ -531,6 +651,38 @@ fn gatelog(dir: &std::path::Path, env: &[(String, String)]) -> tokio::process::C
         cmd.env(k, v);
     }
     cmd
+}
+
+#[tokio::test]
+async fn digits_only_keys_from_the_environment_open_the_real_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    // A key of digits reads as a number to figment; one with a leading
+    // zero would lose it.
+    let app = gatelog_tests::BinaryApp::start(
+        dir.path(),
+        &[
+            ("GATELOG_AUTH__INGEST_KEYS", "12345"),
+            ("GATELOG_AUTH__READ_KEYS", "0123456789"),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let post = |key: &str| {
+        client
+            .post(format!("{}/api/v1/recognitions", app.base))
+            .bearer_auth(key)
+            .json(&read("MSCU1234565", "2024-05-01T08:30:00Z"))
+    };
+    assert_eq!(status_of(post("12345")).await, StatusCode::CREATED);
+    assert_eq!(status_of(post("12346")).await, StatusCode::UNAUTHORIZED);
+    let get = |key: &str| {
+        client
+            .get(format!("{}/api/v1/logs", app.base))
+            .bearer_auth(key)
+    };
+    assert_eq!(status_of(get("0123456789")).await, StatusCode::OK);
+    assert_eq!(status_of(get("123456789")).await, StatusCode::UNAUTHORIZED);
+    assert!(app.terminate().await.success());
 }
 
 #[tokio::test]

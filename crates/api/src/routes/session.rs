@@ -10,6 +10,12 @@
 //! `Authorization` header. The key itself is never stored in the browser
 //! by gatelog. See [`crate::auth`] for the token.
 //!
+//! A sign-in posted from another site's page (its `Origin`, or `Referer`
+//! when `Origin` is absent, names another origin) is refused with 403
+//! before the key is looked at, so no page elsewhere can sign a visitor's
+//! browser in under a key of its choosing. Signing out ends the session
+//! on the server as well as dropping the cookie.
+//!
 //! `GET /login` serves a plain sign-in form that posts form-encoded to the
 //! same endpoint and is redirected to `/` with the cookie; browsers that
 //! open a page without a session are sent there.
@@ -30,6 +36,7 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let security = &state.security;
+    security.check_sign_in_source(&req)?;
     // The sign-in form posts form-encoded and wants a page back; scripts
     // post JSON and want JSON.
     let form = req
@@ -139,8 +146,10 @@ fn login_page(error: Option<&str>) -> String {
     )
 }
 
-/// Signs out: the browser drops the cookie.
-pub async fn delete(req: HttpRequest) -> HttpResponse {
+/// Signs out: the session ends on the server, and the browser drops the
+/// cookie.
+pub async fn delete(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    state.security.end_session(&req);
     HttpResponse::Ok()
         .insert_header((header::SET_COOKIE, cookie(&req, "", 0)))
         .json(json!({"status": "ok"}))

@@ -1,7 +1,8 @@
 //! `gatelog backup FILE` and `gatelog restore FILE`.
 //!
-//! Backup is online: run it while `serve` runs. Restore needs the server
-//! stopped, checks the file before anything is replaced, and keeps the
+//! Backup is online: run it while `serve` runs. It refuses a FILE that is
+//! (or resolves to) the store, its WAL, its shared-memory index or its lock
+//! file, before anything is written. Restore needs the server stopped, checks the file before anything is replaced, and keeps the
 //! replaced store beside the new one. The work itself is in
 //! [`gatelog_local_store::backup`].
 
@@ -68,7 +69,13 @@ pub async fn backup(config: &Config, args: &BackupArgs) -> anyhow::Result<()> {
         }
         Err(e) => {
             progress.abandon();
-            Err(anyhow::Error::new(e).context("backup failed; FILE was not written"))
+            let context = match e {
+                gatelog_local_store::StoreError::Refused(_) => {
+                    "backup refused; nothing was written"
+                }
+                _ => "backup failed; FILE was not written",
+            };
+            Err(anyhow::Error::new(e).context(context))
         }
     }
 }
