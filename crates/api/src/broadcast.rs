@@ -49,6 +49,7 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 pub enum FrameKind {
     NewLog,
     Duplicate,
+    Corrected,
     SyncStatus,
     Error,
 }
@@ -120,6 +121,23 @@ pub fn outcome_frame(o: &Outcome) -> Frame {
             }),
         ),
     }
+}
+
+/// The `corrected` frame when an outcome changed its passage's number.
+pub fn correction_frame(o: &Outcome) -> Option<Frame> {
+    let c = o.correction.as_ref()?;
+    Some(Frame::new(
+        FrameKind::Corrected,
+        None,
+        &json!({
+            "type": "corrected",
+            "id": o.passage.id,
+            "container": o.passage.container,
+            "corrected_from": c.from,
+            "rule": c.rule,
+            "version": o.passage.version,
+        }),
+    ))
 }
 
 /// What a connection gets when it joins.
@@ -335,6 +353,9 @@ where
                         }
                         for o in batch.iter() {
                             self.fan_out(&mut state.clients, outcome_frame(o));
+                            if let Some(frame) = correction_frame(o) {
+                                self.fan_out(&mut state.clients, frame);
+                            }
                         }
                     }
                     Err(RecvError::Lagged(n)) => {

@@ -43,8 +43,8 @@ pub enum ApiError {
     #[error("a recognition is larger than the limit of {limit} bytes of JSON kept per read")]
     ReadTooLarge { limit: usize },
     /// The client's `id` was used before for a read with other content.
-    #[error("id was already used for a different read (passage {passage_id}); a retry must send the same content, and a new read needs a new id")]
-    IdConflict { passage_id: uuid::Uuid },
+    #[error("id was already used for a different read (stored as {earlier}); a retry must send the same content, and a new read needs a new id")]
+    IdConflict { earlier: uuid::Uuid },
     #[error("{0}")]
     NotFound(String),
     /// The route exists but not for this method.

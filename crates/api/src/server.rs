@@ -27,6 +27,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// How strictly reads are validated (flag or reject).
     pub validation: ValidationConfig,
+    /// The owner codes expected at the yard (`recognition.owner_codes_file`).
+    pub owners: Option<Arc<gatelog_core::recognize::OwnerCodes>>,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
     /// The sync actor's handle: its status, and retries on request.

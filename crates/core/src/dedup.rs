@@ -28,21 +28,39 @@ use serde::{Deserialize, Serialize};
 pub struct DedupConfig {
     /// The window in seconds; the seed's "same container within 5 minutes".
     pub window_secs: u64,
+    /// How close in time (seconds) a near miss without a check digit must
+    /// be to a passage to fold into it; see [`crate::fold`].
+    pub near_miss_gap_secs: u64,
 }
 
 impl Default for DedupConfig {
     fn default() -> Self {
-        Self { window_secs: 300 }
+        Self {
+            window_secs: 300,
+            near_miss_gap_secs: 30,
+        }
     }
 }
 
 impl DedupConfig {
     /// The window in microseconds, the unit timestamps are kept in.
     pub fn window_micros(&self) -> i64 {
-        i64::try_from(self.window_secs)
-            .unwrap_or(i64::MAX / 1_000_000)
-            .saturating_mul(1_000_000)
+        micros(self.window_secs)
     }
+
+    /// The settings of the fold rule.
+    pub fn fold(&self) -> crate::fold::FoldConfig {
+        crate::fold::FoldConfig {
+            window: self.window_micros(),
+            near_miss_gap: micros(self.near_miss_gap_secs),
+        }
+    }
+}
+
+fn micros(secs: u64) -> i64 {
+    i64::try_from(secs)
+        .unwrap_or(i64::MAX / 1_000_000)
+        .saturating_mul(1_000_000)
 }
 
 /// The time span a passage covers: its earliest and latest sighting, in

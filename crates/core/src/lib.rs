@@ -9,18 +9,26 @@
 //!   [`OwnerCode`], [`SerialNumber`] and [`CheckDigit`].
 //! - [`read`]: one OCR read as received ([`RawRead`]) and as accepted
 //!   ([`Read`]), with the validation policy that flags or rejects it.
+//! - [`recognize`]: one read's text as OCR gets it wrong, corrected by
+//!   ISO 6346's letter and digit positions and its check digit.
 //! - [`passage`]: the records gatelog keeps, [`Passage`] and [`Sighting`].
-//! - [`dedup`]: the sliding-window rule that folds reads into passages.
+//! - [`dedup`]: the sliding window over `captured_at`.
+//! - [`fold`]: the one pure function that decides which passage each read
+//!   joins and what number each passage holds.
 //! - [`error`]: the one error type, which names the offending field.
 
 pub mod container;
 pub mod dedup;
 pub mod error;
+pub mod fold;
 pub mod passage;
 pub mod read;
+pub mod recognize;
 
 pub use container::{CheckDigit, ContainerNumber, OwnerCode, SerialNumber};
 pub use dedup::{DedupConfig, PassageSpan};
 pub use error::{Field, FieldError};
 pub use passage::{Correction, CorrectionRule, Flags, Passage, Sighting};
-pub use read::{CheckDigitInput, FlagPolicy, RawRead, Read, ValidationConfig};
+pub use read::{
+    CheckDigitInput, FlagPolicy, ParseContext, Parsed, RawRead, Read, Unresolved, ValidationConfig,
+};

@@ -27,13 +27,16 @@ impl Flags {
     pub const CLOCK_SKEW: Flags = Flags(8);
     /// The read carried no `captured_at`; the receive time was used.
     pub const TIME_ASSUMED: Flags = Flags(16);
+    /// The owner code is not on the configured allowlist.
+    pub const OWNER_UNKNOWN: Flags = Flags(32);
 
-    const NAMES: [(Flags, &'static str); 5] = [
+    const NAMES: [(Flags, &'static str); 6] = [
         (Flags::CHECK_DIGIT_MISSING, "check_digit_missing"),
         (Flags::CHECK_DIGIT_MISMATCH, "check_digit_mismatch"),
         (Flags::CATEGORY_UNKNOWN, "category_unknown"),
         (Flags::CLOCK_SKEW, "clock_skew"),
         (Flags::TIME_ASSUMED, "time_assumed"),
+        (Flags::OWNER_UNKNOWN, "owner_unknown"),
     ];
 
     pub const fn empty() -> Self {
@@ -47,7 +50,7 @@ impl Flags {
     /// Rebuilds flags from stored bits, dropping any this version does not
     /// know.
     pub fn from_bits_truncate(bits: i64) -> Self {
-        Flags((bits & 0b1_1111) as u8)
+        Flags((bits & 0b11_1111) as u8)
     }
 
     pub fn is_empty(self) -> bool {
@@ -203,6 +206,6 @@ mod tests {
             r#"["check_digit_missing","category_unknown"]"#
         );
         assert_eq!(Flags::from_bits_truncate(i64::from(f.bits())), f);
-        assert_eq!(Flags::from_bits_truncate(0xff).bits(), 0b1_1111);
+        assert_eq!(Flags::from_bits_truncate(0xff).bits(), 0b11_1111);
     }
 }

@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::container::{CheckDigit, CheckStatus, ContainerNumber, OwnerCode, SerialNumber};
+use crate::container::{CheckDigit, CheckStatus, ContainerNumber, OwnerCode};
 use crate::error::{Field, FieldError};
 use crate::passage::Flags;
+use crate::recognize::{self, Interpretation, OwnerCodes, ReadCorrection};
 
 /// The longest text gatelog keeps in a metadata field such as `camera_id`.
 pub const MAX_TEXT_LEN: usize = 1024;
@@ -87,6 +88,42 @@ pub struct ValidationConfig {
     pub unknown_category: FlagPolicy,
 }
 
+/// What the server needs to parse a read.
+#[derive(Debug, Clone, Copy)]
+pub struct ParseContext<'a> {
+    pub validation: &'a ValidationConfig,
+    /// The owner codes expected at the yard, when the operator gave some.
+    pub owners: Option<&'a OwnerCodes>,
+    /// When the read arrived: the time used when the camera's own is
+    /// missing or not to be trusted.
+    pub received_at: DateTime<Utc>,
+}
+
+/// A parsed read: a number, or text kept for an operator.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed {
+    Read(Read),
+    Unresolved(Unresolved),
+}
+
+/// A read whose text has the shape of a container number (10 or 11
+/// letters and digits) but cannot be made into one. It is stored, never
+/// refused, and waits for an operator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unresolved {
+    pub id: Option<Uuid>,
+    pub content_digest: String,
+    /// The text as read, upper case, without separators.
+    pub text: String,
+    pub captured_at: DateTime<Utc>,
+    pub flags: Flags,
+    pub camera_id: Option<String>,
+    pub source_video: Option<String>,
+    pub cropped_image_ref: Option<String>,
+    pub confidence: Option<f64>,
+    pub raw: String,
+}
+
 /// A validated read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Read {
@@ -98,6 +135,8 @@ pub struct Read {
     /// apart from a retry.
     pub content_digest: String,
     pub container: ContainerNumber,
+    /// How the read's own text was corrected to `container`, if it was.
+    pub correction: Option<ReadCorrection>,
     pub flags: Flags,
     pub captured_at: DateTime<Utc>,
     pub camera_id: Option<String>,
@@ -115,11 +154,32 @@ impl Read {
 
     /// Validates a raw read under `config`, received at `received_at` (the
     /// time used when the camera's own is missing or not to be trusted).
+    /// A read that [`Read::interpret`] would keep as unresolved is an error
+    /// here.
     pub fn parse_at(
         raw: RawRead,
         config: &ValidationConfig,
         received_at: DateTime<Utc>,
     ) -> Result<Self, FieldError> {
+        let context = ParseContext {
+            validation: config,
+            owners: None,
+            received_at,
+        };
+        match Self::interpret(raw, &context)? {
+            Parsed::Read(read) => Ok(read),
+            Parsed::Unresolved(u) => Err(FieldError::new(
+                Field::Container,
+                format!("{:?} cannot be read as a container number", u.text),
+            )),
+        }
+    }
+
+    /// Parses a raw read as the server does: a read whose text has the
+    /// shape of a container number but cannot be made into one is
+    /// [`Parsed::Unresolved`], kept for an operator rather than refused.
+    pub fn interpret(raw: RawRead, context: &ParseContext<'_>) -> Result<Parsed, FieldError> {
+        let config = context.validation;
         let id = raw
             .id
             .as_deref()
@@ -128,9 +188,75 @@ impl Read {
                     .map_err(|_| FieldError::new(Field::Id, "id must be a UUID"))
             })
             .transpose()?;
+        let text = container_text(&raw)?;
 
-        let container = parse_container(&raw)?;
         let mut flags = Flags::empty();
+        let camera_time = raw
+            .captured_at
+            .as_deref()
+            .map(|s| {
+                DateTime::parse_from_rfc3339(s.trim())
+                    .map(|t| stored_precision(t.with_timezone(&Utc)))
+                    .map_err(|_| {
+                        FieldError::new(
+                            Field::CapturedAt,
+                            "captured_at must be an RFC 3339 timestamp with an offset, such as 2024-05-01T08:30:00Z",
+                        )
+                    })
+            })
+            .transpose()?;
+        let received_at = stored_precision(context.received_at);
+        let captured_at = match camera_time {
+            None => {
+                flags.insert(Flags::TIME_ASSUMED);
+                received_at
+            }
+            Some(t) if t > received_at + MAX_CLOCK_LEAD || t < earliest_trusted() => {
+                flags.insert(Flags::CLOCK_SKEW);
+                received_at
+            }
+            Some(t) => t,
+        };
+        let confidence = match raw.confidence {
+            Some(c) if !(0.0..=1.0).contains(&c) || c.is_nan() => {
+                return Err(FieldError::new(
+                    Field::Confidence,
+                    "confidence must be a number from 0 to 1",
+                ))
+            }
+            other => other,
+        };
+        let camera_id = text_field(raw.camera_id, Field::CameraId)?;
+        let source_video = text_field(raw.source_video, Field::SourceVideo)?;
+        let cropped_image_ref = text_field(raw.cropped_image_ref, Field::CroppedImageRef)?;
+        let content_digest = digest(&[
+            &text,
+            &camera_time
+                .map(|t| t.timestamp_micros().to_string())
+                .unwrap_or_default(),
+            camera_id.as_deref().unwrap_or_default(),
+            source_video.as_deref().unwrap_or_default(),
+            cropped_image_ref.as_deref().unwrap_or_default(),
+            &confidence.map(|c| c.to_string()).unwrap_or_default(),
+        ]);
+
+        let (container, correction) = match recognize::interpret(&text, context.owners) {
+            Interpretation::Number { number, correction } => (number, correction),
+            Interpretation::Unresolved => {
+                return Ok(Parsed::Unresolved(Unresolved {
+                    id,
+                    content_digest,
+                    text,
+                    captured_at,
+                    flags,
+                    camera_id,
+                    source_video,
+                    cropped_image_ref,
+                    confidence,
+                    raw: raw.raw,
+                }))
+            }
+        };
         match container.check_status() {
             CheckStatus::Valid => {}
             CheckStatus::Missing => {
@@ -173,60 +299,17 @@ impl Read {
             }
             flags.insert(Flags::CATEGORY_UNKNOWN);
         }
-
-        let camera_time = raw
-            .captured_at
-            .as_deref()
-            .map(|s| {
-                DateTime::parse_from_rfc3339(s.trim())
-                    .map(|t| stored_precision(t.with_timezone(&Utc)))
-                    .map_err(|_| {
-                        FieldError::new(
-                            Field::CapturedAt,
-                            "captured_at must be an RFC 3339 timestamp with an offset, such as 2024-05-01T08:30:00Z",
-                        )
-                    })
-            })
-            .transpose()?;
-        let received_at = stored_precision(received_at);
-        let captured_at = match camera_time {
-            None => {
-                flags.insert(Flags::TIME_ASSUMED);
-                received_at
-            }
-            Some(t) if t > received_at + MAX_CLOCK_LEAD || t < earliest_trusted() => {
-                flags.insert(Flags::CLOCK_SKEW);
-                received_at
-            }
-            Some(t) => t,
-        };
-        let confidence = match raw.confidence {
-            Some(c) if !(0.0..=1.0).contains(&c) || c.is_nan() => {
-                return Err(FieldError::new(
-                    Field::Confidence,
-                    "confidence must be a number from 0 to 1",
-                ))
-            }
-            other => other,
-        };
-
-        let camera_id = text(raw.camera_id, Field::CameraId)?;
-        let source_video = text(raw.source_video, Field::SourceVideo)?;
-        let cropped_image_ref = text(raw.cropped_image_ref, Field::CroppedImageRef)?;
-        let content_digest = digest(&[
-            &container.normalized(),
-            &camera_time
-                .map(|t| t.timestamp_micros().to_string())
-                .unwrap_or_default(),
-            camera_id.as_deref().unwrap_or_default(),
-            source_video.as_deref().unwrap_or_default(),
-            cropped_image_ref.as_deref().unwrap_or_default(),
-            &confidence.map(|c| c.to_string()).unwrap_or_default(),
-        ]);
-        Ok(Self {
+        if context
+            .owners
+            .is_some_and(|o| !o.is_empty() && !o.contains(&container.owner()))
+        {
+            flags.insert(Flags::OWNER_UNKNOWN);
+        }
+        Ok(Parsed::Read(Self {
             id,
             content_digest,
             container,
+            correction,
             flags,
             captured_at,
             camera_id,
@@ -234,7 +317,7 @@ impl Read {
             cropped_image_ref,
             confidence,
             raw: raw.raw,
-        })
+        }))
     }
 
     /// Microseconds since the Unix epoch, the unit the dedup rule uses.
@@ -243,55 +326,78 @@ impl Read {
     }
 }
 
-fn parse_container(raw: &RawRead) -> Result<ContainerNumber, FieldError> {
+/// The read's container as one compact text (see [`recognize::compact`]),
+/// from `container` or from `owner` and `number`, with a separate
+/// `check_digit` appended. Text that cannot have the shape of a container
+/// number is an error naming its field.
+fn container_text(raw: &RawRead) -> Result<String, FieldError> {
     let given_digit = raw
         .check_digit
         .as_ref()
         .map(|d| match d {
             CheckDigitInput::Number(n) if n.fract() == 0.0 && (0.0..=9.0).contains(n) => {
                 // In range by the guard above.
-                CheckDigit::new(*n as u8)
+                Ok((b'0' + *n as u8) as char)
             }
             CheckDigitInput::Number(n) => Err(FieldError::new(
                 Field::CheckDigit,
                 format!("check digit must be a single digit 0-9; got {n}"),
             )),
-            CheckDigitInput::Text(s) => CheckDigit::parse(s),
+            // A letter may be a digit's look-alike; recognition decides.
+            CheckDigitInput::Text(s) => match s.trim().as_bytes() {
+                [c] if c.is_ascii_alphanumeric() => Ok(c.to_ascii_uppercase() as char),
+                _ => CheckDigit::parse(s).map(|d| (b'0' + d.value()) as char),
+            },
         })
         .transpose()?;
 
     match (&raw.container, &raw.owner, &raw.number) {
         (Some(c), None, None) => {
-            let parsed = ContainerNumber::parse(c)?;
-            match (parsed.check_digit(), given_digit) {
-                (Some(a), Some(b)) if a != b => Err(FieldError::new(
-                    Field::CheckDigit,
-                    "check_digit disagrees with the check digit inside container",
-                )),
-                (None, Some(d)) => Ok(ContainerNumber::new(
-                    parsed.owner(),
-                    parsed.serial(),
-                    Some(d),
-                )),
-                _ => Ok(parsed),
+            let Some(mut text) = recognize::compact(c) else {
+                // Not the shape of a number: the parser names the problem.
+                return Err(ContainerNumber::parse(c).err().unwrap_or_else(|| {
+                    FieldError::new(Field::Container, "container is not a container number")
+                }));
+            };
+            match (text.len(), given_digit) {
+                (10, Some(d)) => text.push(d),
+                (11, Some(d)) if text.ends_with(d) => {}
+                (11, Some(_)) => {
+                    return Err(FieldError::new(
+                        Field::CheckDigit,
+                        "check_digit disagrees with the check digit inside container",
+                    ))
+                }
+                _ => {}
             }
+            Ok(text)
         }
         (None, Some(owner), Some(number)) => {
-            let owner = OwnerCode::parse(owner)?;
+            let owner = owner.trim();
+            if owner.len() != 4 || !owner.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(OwnerCode::parse(owner).err().unwrap_or_else(|| {
+                    FieldError::new(Field::Owner, "owner must be four letters")
+                }));
+            }
             let number = number.trim();
-            // Some modules append the check digit to the serial.
-            let (serial, digit) = if number.len() == 7 && given_digit.is_none() {
-                let (s, d) = number.split_at(6);
-                (
-                    SerialNumber::parse(s)?,
-                    Some(CheckDigit::parse(d).map_err(|_| {
-                        FieldError::new(Field::Number, "serial number must be exactly six digits")
-                    })?),
-                )
-            } else {
-                (SerialNumber::parse(number)?, given_digit)
+            let serial_shaped = match (number.len(), given_digit) {
+                (6, _) | (7, None) => number.bytes().all(|b| b.is_ascii_alphanumeric()),
+                _ => false,
             };
-            Ok(ContainerNumber::new(owner, serial, digit))
+            if !serial_shaped {
+                return Err(FieldError::new(
+                    Field::Number,
+                    format!(
+                        "serial number must be exactly six digits; got {:?}",
+                        number.chars().take(32).collect::<String>()
+                    ),
+                ));
+            }
+            let mut text = format!("{owner}{number}").to_ascii_uppercase();
+            if let Some(d) = given_digit {
+                text.push(d);
+            }
+            Ok(text)
         }
         (None, None, Some(_)) => Err(FieldError::new(
             Field::Owner,
@@ -348,7 +454,7 @@ fn digest(parts: &[&str]) -> String {
         .collect()
 }
 
-fn text(value: Option<String>, field: Field) -> Result<Option<String>, FieldError> {
+fn text_field(value: Option<String>, field: Field) -> Result<Option<String>, FieldError> {
     match value {
         Some(s) if s.len() > MAX_TEXT_LEN => Err(FieldError::new(
             field,
@@ -445,9 +551,11 @@ mod tests {
     fn errors_name_the_field() {
         type Mutation = Box<dyn Fn(&mut RawRead)>;
         let cases: Vec<(Mutation, Field)> = vec![
-            (Box::new(|r| r.owner = Some("M5CU".into())), Field::Owner),
+            (Box::new(|r| r.owner = Some("M5C".into())), Field::Owner),
+            (Box::new(|r| r.owner = Some("M-CU".into())), Field::Owner),
+            (Box::new(|r| r.number = Some("12345".into())), Field::Number),
             (
-                Box::new(|r| r.number = Some("12a456".into())),
+                Box::new(|r| r.number = Some("12a4%6".into())),
                 Field::Number,
             ),
             (Box::new(|r| r.owner = None), Field::Owner),
@@ -456,7 +564,7 @@ mod tests {
                 Field::CheckDigit,
             ),
             (
-                Box::new(|r| r.check_digit = Some(CheckDigitInput::Text("x".into()))),
+                Box::new(|r| r.check_digit = Some(CheckDigitInput::Text("xy".into()))),
                 Field::CheckDigit,
             ),
             (
@@ -560,6 +668,59 @@ mod tests {
             at("2026-01-01T00:00:05Z"),
         );
         assert_eq!(first.unwrap().content_digest, retry.unwrap().content_digest);
+    }
+
+    #[test]
+    fn misreads_are_corrected_and_unreadable_text_is_kept_for_an_operator() {
+        let context = ParseContext {
+            validation: &ValidationConfig::default(),
+            owners: None,
+            received_at: at("2026-11-30T12:00:00Z"),
+        };
+        // A digit in the owner code: once a 422, now its look-alike.
+        let mut r = raw();
+        r.owner = Some("M5CU".into());
+        let Parsed::Read(read) = Read::interpret(r, &context).unwrap() else {
+            panic!("a look-alike is corrected");
+        };
+        assert_eq!(read.container.normalized(), "MSCU1234566");
+        assert_eq!(read.correction.unwrap().from, "M5CU1234566");
+        // Ten letters and digits that cannot be a number: unresolved, with
+        // everything else of the read kept.
+        let r = RawRead {
+            container: Some("M7CU 12K456".into()),
+            camera_id: Some("gate-1".into()),
+            raw: "as sent".into(),
+            ..RawRead::default()
+        };
+        let Parsed::Unresolved(u) = Read::interpret(r, &context).unwrap() else {
+            panic!("unreadable text is kept");
+        };
+        assert_eq!((u.text.as_str(), u.raw.as_str()), ("M7CU12K456", "as sent"));
+        assert_eq!(u.camera_id.as_deref(), Some("gate-1"));
+        // Text that is not the shape of a number is still refused.
+        let r = RawRead {
+            container: Some("HELLO".into()),
+            ..RawRead::default()
+        };
+        assert_eq!(
+            Read::interpret(r, &context).unwrap_err().field,
+            Field::Container
+        );
+    }
+
+    #[test]
+    fn owners_off_the_allowlist_are_flagged() {
+        let owners = OwnerCodes::parse("MAEU\n").unwrap();
+        let context = ParseContext {
+            validation: &ValidationConfig::default(),
+            owners: Some(&owners),
+            received_at: at("2026-11-30T12:00:00Z"),
+        };
+        let Parsed::Read(read) = Read::interpret(raw(), &context).unwrap() else {
+            panic!("a valid read");
+        };
+        assert!(read.flags.contains(Flags::OWNER_UNKNOWN));
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub use error::StoreError;
 pub use query::{Cursor, LogFilter, Order, Page, SightingPage, SyncFilter};
 pub use retention::RetentionReport;
 pub use stats::{Bucket, BucketCounts, Stats};
-pub use writer::{Outcome, OutcomeKind, Replay, WriterActor, WriterHandle};
+pub use writer::{Outcome, OutcomeKind, Queued, Replay, WriterActor, WriterHandle};
 
 use gatelog_core::DedupConfig;
 use gatelog_metrics::Metrics;

@@ -18,9 +18,9 @@ use std::time::Instant;
 
 use chrono::Utc;
 use gatelog_core::container::CheckStatus;
-use gatelog_core::dedup::{DedupIndex, Observation, PassageSpan};
+use gatelog_core::fold::{fold, Candidate, Joined, Votes};
 use gatelog_core::passage::SyncState;
-use gatelog_core::{DedupConfig, Passage, Read};
+use gatelog_core::{Correction, DedupConfig, Passage, Read, Unresolved};
 use gatelog_metrics::Metrics;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{ConnectOptions, Connection, QueryBuilder, Sqlite};
@@ -81,6 +81,14 @@ pub enum Replay {
     Conflict,
 }
 
+/// The committed answer for a read kept for an operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Queued {
+    /// The unresolved read's id in the exceptions queue.
+    pub id: Uuid,
+    pub replay: Replay,
+}
+
 /// The committed result of one read.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -89,12 +97,20 @@ pub struct Outcome {
     pub passage: Passage,
     pub sighting_id: Uuid,
     pub replay: Replay,
+    /// The change of the passage's number this read caused, if any.
+    pub correction: Option<Correction>,
 }
 
 pub(crate) enum Command {
     Write(PendingWrite),
     Probe {
         reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    /// Reads kept for an operator; see [`WriterHandle::queue`].
+    Queue {
+        reads: Vec<Unresolved>,
+        received_at: i64,
+        reply: oneshot::Sender<Result<Vec<Queued>, StoreError>>,
     },
     Import {
         passages: Vec<Passage>,
@@ -154,6 +170,23 @@ impl WriterHandle {
                 received_at,
                 reply,
             })
+        })
+        .await
+    }
+
+    /// Keeps reads that could not be made into a container number, for an
+    /// operator, and returns one answer per read, in order, after their
+    /// commit. A client id seen before replays (or conflicts) as for
+    /// [`WriterHandle::write`].
+    pub async fn queue(&self, reads: Vec<Unresolved>) -> Result<Vec<Queued>, StoreError> {
+        if reads.is_empty() {
+            return Ok(Vec::new());
+        }
+        let received_at = micros(Utc::now());
+        self.request(|reply| Command::Queue {
+            reads,
+            received_at,
+            reply,
         })
         .await
     }
@@ -292,6 +325,14 @@ impl WriterActor {
                     let r = probe(conn).await;
                     let _ = reply.send(r);
                 }
+                Command::Queue {
+                    reads,
+                    received_at,
+                    reply,
+                } => {
+                    let r = in_transaction!(conn, queue(conn, &self.site_id, &reads, received_at));
+                    answer(reply, r)?;
+                }
                 Command::Import { passages, reply } => {
                     answer(reply, in_transaction!(conn, import(conn, passages)))?;
                 }
@@ -423,6 +464,7 @@ fn command_reads(cmd: &Command) -> usize {
     match cmd {
         Command::Write(write) => write.reads.len(),
         Command::Import { passages, .. } => passages.len(),
+        Command::Queue { reads, .. } => reads.len(),
         Command::Probe { .. } | Command::Sync { .. } => 1,
         Command::Retain { max, .. } => *max as usize,
     }
@@ -500,22 +542,158 @@ struct Earlier {
     content_digest: String,
 }
 
-/// A sighting decided in this batch, to be inserted.
-struct NewSighting<'a> {
-    id: Uuid,
-    passage_id: Uuid,
-    read: &'a Read,
-    received_at: i64,
-    kind: OutcomeKind,
+/// What the client id of a read in this batch refers to.
+enum Prior {
+    /// Stored before this batch.
+    Stored(Earlier),
+    /// The `n`th fresh read of this batch, with its digest.
+    InBatch(usize, String),
 }
 
-/// A passage being decided in this batch.
-struct Working {
-    passage: Passage,
-    /// Changed in this batch; written back at the end.
-    dirty: bool,
-    /// The version was bumped already in this batch.
-    bumped: bool,
+/// Most passages one range query loads as near-miss candidates; a gate
+/// sees tens of trucks in a window, so this only bounds a flood.
+const NEAR_MISS_CANDIDATES: i64 = 1000;
+
+/// A passage row with the votes of its reads, as the fold rule needs it.
+#[derive(sqlx::FromRow)]
+struct CandidateRow {
+    #[sqlx(flatten)]
+    passage: PassageRow,
+    votes: String,
+}
+
+impl TryFrom<CandidateRow> for Candidate {
+    type Error = StoreError;
+
+    fn try_from(r: CandidateRow) -> Result<Self, StoreError> {
+        let passage = Passage::try_from(r.passage)?;
+        let votes: Votes = serde_json::from_str(&r.votes)
+            .map_err(|e| StoreError::Corrupt(format!("passage votes: {e}")))?;
+        // Passages stored before votes were kept have none: their number
+        // counts once.
+        let votes = if votes == Votes::default() {
+            Votes::seed(&passage)
+        } else {
+            votes
+        };
+        Ok(Candidate { passage, votes })
+    }
+}
+
+/// Time ranges `[t - before, t + after]` around each time, merged where
+/// they overlap.
+fn ranges(times: impl Iterator<Item = i64>, before: i64, after: i64) -> Vec<(i64, i64)> {
+    let mut ts: Vec<i64> = times.collect();
+    ts.sort_unstable();
+    let mut out: Vec<(i64, i64)> = Vec::new();
+    for t in ts {
+        let (lo, hi) = (t.saturating_sub(before), t.saturating_add(after));
+        match out.last_mut() {
+            Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
+            _ => out.push((lo, hi)),
+        }
+    }
+    out
+}
+
+/// Loads the passages the fold rule may need for `reads`: the same key
+/// within the window; passages whose check digit is not verified near any
+/// read (a valid read may correct them); and, around reads whose own check
+/// digit is not verified, every passage near them.
+async fn load_candidates(
+    conn: &mut SqliteConnection,
+    dedup: &DedupConfig,
+    site_id: &str,
+    reads: &[&Read],
+) -> Result<Vec<Candidate>, StoreError> {
+    let window = dedup.window_micros();
+    let mut rows: Vec<CandidateRow> = Vec::new();
+
+    let mut by_key: HashMap<Key, (i64, i64)> = HashMap::new();
+    for r in reads {
+        let t = r.captured_micros();
+        let e = by_key.entry(key_of(r)).or_insert((t, t));
+        e.0 = e.0.min(t);
+        e.1 = e.1.max(t);
+    }
+    let keys: Vec<(&Key, &(i64, i64))> = by_key.iter().collect();
+    for chunk in keys.chunks(KEYS_PER_QUERY) {
+        // One SELECT per key, joined by UNION ALL, so that each arm is a
+        // range seek on passages_by_key whatever the planner makes of ORs.
+        let mut q = QueryBuilder::<Sqlite>::new("");
+        for (i, ((owner, number), (lo, hi))) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.push(" UNION ALL ");
+            }
+            q.push(format!(
+                "SELECT {PASSAGE_COLUMNS}, votes FROM passages WHERE container_owner = "
+            ))
+            .push_bind(owner.as_str());
+            q.push(" AND container_number = ")
+                .push_bind(number.as_str());
+            q.push(" AND site_id = ").push_bind(site_id);
+            q.push(" AND last_seen_at >= ")
+                .push_bind(lo.saturating_sub(window));
+            q.push(" AND captured_at <= ")
+                .push_bind(hi.saturating_add(window));
+        }
+        rows.extend(q.build_query_as().fetch_all(&mut *conn).await?);
+    }
+
+    // Unverified passages near any read, through the partial index
+    // passages_unverified, which holds only them.
+    let near = ranges(reads.iter().map(|r| r.captured_micros()), window, window);
+    for (lo, hi) in &near {
+        rows.extend(
+            sqlx::query_as(&format!(
+                "SELECT {PASSAGE_COLUMNS}, votes FROM passages \
+                 WHERE check_digit_ok = 0 AND last_seen_at >= ? AND last_seen_at <= ? \
+                 AND captured_at <= ? AND site_id = ? LIMIT {NEAR_MISS_CANDIDATES}"
+            ))
+            .bind(lo)
+            .bind(hi.saturating_add(window))
+            .bind(hi)
+            .bind(site_id)
+            .fetch_all(&mut *conn)
+            .await?,
+        );
+    }
+
+    // Every passage near a read whose own check digit is not verified,
+    // newest first, through passages_by_time.
+    let doubtful = ranges(
+        reads
+            .iter()
+            .filter(|r| r.container.check_status() != CheckStatus::Valid)
+            .map(|r| r.captured_micros()),
+        window,
+        window,
+    );
+    for (lo, hi) in &doubtful {
+        rows.extend(
+            sqlx::query_as(&format!(
+                "SELECT {PASSAGE_COLUMNS}, votes FROM passages \
+                 WHERE captured_at >= ? AND captured_at <= ? AND last_seen_at >= ? \
+                 AND site_id = ? ORDER BY captured_at DESC LIMIT {NEAR_MISS_CANDIDATES}"
+            ))
+            .bind(lo.saturating_sub(window))
+            .bind(hi)
+            .bind(lo)
+            .bind(site_id)
+            .fetch_all(&mut *conn)
+            .await?,
+        );
+    }
+
+    let mut found: HashMap<Uuid, Candidate> = HashMap::new();
+    for row in rows {
+        let c = Candidate::try_from(row)?;
+        found.entry(c.passage.id).or_insert(c);
+    }
+    // A stable order, so a batch decides the same way whatever the hash.
+    let mut found: Vec<Candidate> = found.into_values().collect();
+    found.sort_by_key(|c| c.passage.id);
+    Ok(found)
 }
 
 async fn write_reads(
@@ -533,7 +711,7 @@ async fn write_reads(
         .iter()
         .filter_map(|(r, _)| r.id.map(|id| id.to_string()))
         .collect();
-    let mut known: HashMap<Uuid, Earlier> = HashMap::new();
+    let mut stored: HashMap<Uuid, Earlier> = HashMap::new();
     for chunk in client_ids.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "SELECT id, client_id, passage_id, outcome, content_digest FROM sightings WHERE client_id IN (",
@@ -551,7 +729,7 @@ async fn write_reads(
             } else {
                 OutcomeKind::Joined
             };
-            known.insert(
+            stored.insert(
                 crate::rows::parse_id(&client_id)?,
                 Earlier {
                     sighting_id: crate::rows::parse_id(&id)?,
@@ -563,11 +741,55 @@ async fn write_reads(
         }
     }
 
-    // 2. Load the passages replays point at, and the dedup candidates of
-    //    every other read: same key, span within the window of the batch's
-    //    reads of that key.
-    let mut working: HashMap<Uuid, Working> = HashMap::new();
-    let replay_ids: Vec<String> = known.values().map(|e| e.passage_id.to_string()).collect();
+    // 2. Split the batch: fresh reads go to the fold rule; a read whose
+    //    client id was seen (stored, or earlier in this batch) refers to it.
+    let mut fresh: Vec<(&Read, i64)> = Vec::new();
+    let mut priors: Vec<Option<Prior>> = Vec::with_capacity(reads.len());
+    let mut in_batch: HashMap<Uuid, usize> = HashMap::new();
+    for (read, received_at) in &reads {
+        let prior = match read.id {
+            None => None,
+            Some(id) => match (stored.get(&id), in_batch.get(&id)) {
+                (Some(e), _) => Some(Prior::Stored(Earlier {
+                    sighting_id: e.sighting_id,
+                    passage_id: e.passage_id,
+                    kind: e.kind,
+                    content_digest: e.content_digest.clone(),
+                })),
+                (None, Some(&n)) => Some(Prior::InBatch(n, fresh[n].0.content_digest.clone())),
+                (None, None) => {
+                    in_batch.insert(id, fresh.len());
+                    None
+                }
+            },
+        };
+        if prior.is_none() {
+            fresh.push((read, *received_at));
+        }
+        priors.push(prior);
+    }
+
+    // 3. Load the candidates and let the fold rule decide, in order.
+    let fresh_reads: Vec<&Read> = fresh.iter().map(|(r, _)| *r).collect();
+    let candidates = load_candidates(conn, dedup, site_id, &fresh_reads).await?;
+    let plan = fold(
+        &fresh_reads,
+        candidates,
+        site_id,
+        now,
+        &dedup.fold(),
+        Uuid::now_v7,
+    );
+
+    // 4. Replays of stored reads answer with the passage they went to.
+    let replay_ids: Vec<String> = priors
+        .iter()
+        .filter_map(|p| match p {
+            Some(Prior::Stored(e)) => Some(e.passage_id.to_string()),
+            _ => None,
+        })
+        .collect();
+    let mut replayed: HashMap<Uuid, Passage> = HashMap::new();
     for chunk in replay_ids.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(format!(
             "SELECT {PASSAGE_COLUMNS} FROM passages WHERE id IN ("
@@ -583,91 +805,110 @@ async fn write_reads(
             .await?
         {
             let p = Passage::try_from(row)?;
-            working.insert(
-                p.id,
-                Working {
-                    passage: p,
-                    dirty: false,
-                    bumped: false,
-                },
-            );
+            replayed.insert(p.id, p);
         }
     }
 
-    let window = dedup.window_micros();
-    let mut ranges: HashMap<Key, (i64, i64)> = HashMap::new();
-    for (r, _) in reads
-        .iter()
-        .filter(|(r, _)| r.id.is_none_or(|id| !known.contains_key(&id)))
-    {
-        let t = r.captured_micros();
-        let e = ranges.entry(key_of(r)).or_insert((t, t));
-        e.0 = e.0.min(t);
-        e.1 = e.1.max(t);
-    }
-    let mut index: DedupIndex<Key, Uuid> = DedupIndex::new(dedup);
-    let keys: Vec<(&Key, &(i64, i64))> = ranges.iter().collect();
-    for chunk in keys.chunks(KEYS_PER_QUERY) {
-        // One SELECT per key, joined by UNION ALL, so that each arm is a
-        // range seek on passages_by_key whatever the planner makes of ORs.
-        let mut q = QueryBuilder::<Sqlite>::new("");
-        for (i, ((owner, number), (lo, hi))) in chunk.iter().enumerate() {
-            if i > 0 {
-                q.push(" UNION ALL ");
-            }
-            q.push(format!(
-                "SELECT {PASSAGE_COLUMNS} FROM passages WHERE container_owner = "
-            ))
-            .push_bind(owner.as_str());
-            q.push(" AND container_number = ")
-                .push_bind(number.as_str());
-            q.push(" AND site_id = ").push_bind(site_id);
-            q.push(" AND last_seen_at >= ")
-                .push_bind(lo.saturating_sub(window));
-            q.push(" AND captured_at <= ")
-                .push_bind(hi.saturating_add(window));
-        }
-        for row in q
-            .build_query_as::<PassageRow>()
-            .fetch_all(&mut *conn)
-            .await?
-        {
-            let p = Passage::try_from(row)?;
-            index.insert(
-                (p.container_owner.clone(), p.container_number.clone()),
-                p.id,
-                PassageSpan {
-                    first_seen: micros(p.captured_at),
-                    last_seen: micros(p.last_seen_at),
-                },
-            );
-            working.entry(p.id).or_insert(Working {
-                passage: p,
-                dirty: false,
-                bumped: false,
-            });
-        }
-    }
-
-    // 3. Decide each read in arrival order.
+    // 5. Answer every read in order; fresh ones become sightings.
+    let sighting_ids: Vec<Uuid> = fresh.iter().map(|_| Uuid::now_v7()).collect();
     let mut outcomes = Vec::with_capacity(reads.len());
-    let mut sightings: Vec<NewSighting> = Vec::new();
-    for (read, received_at) in &reads {
-        if let Some(earlier) = read.id.and_then(|id| known.get(&id)) {
-            let passage = match working.get(&earlier.passage_id) {
-                Some(w) => w.passage.clone(),
-                None => {
-                    return Err(StoreError::Corrupt(format!(
-                        "sighting {} has no passage",
-                        earlier.sighting_id
-                    )))
+    let mut next_fresh = 0;
+    for ((read, _), prior) in reads.iter().zip(&priors) {
+        let outcome = match prior {
+            None => {
+                let d = &plan.decisions[next_fresh];
+                let o = Outcome {
+                    kind: kind_of(d.joined),
+                    passage: d.passage.clone(),
+                    sighting_id: sighting_ids[next_fresh],
+                    replay: Replay::Fresh,
+                    correction: d.correction.clone(),
+                };
+                next_fresh += 1;
+                o
+            }
+            Some(Prior::Stored(e)) => Outcome {
+                kind: e.kind,
+                passage: replayed.get(&e.passage_id).cloned().ok_or_else(|| {
+                    StoreError::Corrupt(format!("sighting {} has no passage", e.sighting_id))
+                })?,
+                sighting_id: e.sighting_id,
+                replay: replay_of(&e.content_digest, read),
+                correction: None,
+            },
+            Some(Prior::InBatch(n, digest)) => {
+                let d = &plan.decisions[*n];
+                Outcome {
+                    kind: kind_of(d.joined),
+                    passage: d.passage.clone(),
+                    sighting_id: sighting_ids[*n],
+                    replay: replay_of(digest, read),
+                    correction: None,
                 }
-            };
-            outcomes.push(Outcome {
-                kind: earlier.kind,
-                passage,
-                sighting_id: earlier.sighting_id,
-                replay: if earlier.content_digest == read.content_digest {
+            }
+        };
+        outcomes.push(outcome);
+    }
+
+    // 6. Write back: passages first (sightings reference them).
+    for chunk in plan.passages.chunks(ROWS_PER_STATEMENT) {
+        upsert_candidates(conn, chunk).await?;
+    }
+    let sightings: Vec<NewSighting> = fresh
+        .iter()
+        .zip(&plan.decisions)
+        .zip(&sighting_ids)
+        .map(|(((read, received_at), d), id)| NewSighting {
+            id: *id,
+            passage_id: d.passage_id,
+            read,
+            received_at: *received_at,
+            kind: kind_of(d.joined),
+        })
+        .collect();
+    for chunk in sightings.chunks(ROWS_PER_STATEMENT) {
+        insert_sightings(conn, chunk).await?;
+    }
+    Ok(outcomes)
+}
+
+/// Stores unresolved reads; a client id stored before answers as it did.
+async fn queue(
+    conn: &mut SqliteConnection,
+    site_id: &str,
+    reads: &[Unresolved],
+    received_at: i64,
+) -> Result<Vec<Queued>, StoreError> {
+    let mut seen: HashMap<Uuid, (Uuid, String)> = HashMap::new();
+    for chunk in reads
+        .iter()
+        .filter_map(|r| r.id.map(|id| id.to_string()))
+        .collect::<Vec<_>>()
+        .chunks(ROWS_PER_STATEMENT)
+    {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT client_id, id, content_digest FROM unresolved_reads WHERE client_id IN (",
+        );
+        let mut sep = q.separated(", ");
+        for id in chunk {
+            sep.push_bind(id);
+        }
+        q.push(")");
+        let rows: Vec<(String, String, String)> = q.build_query_as().fetch_all(&mut *conn).await?;
+        for (client, id, digest) in rows {
+            seen.insert(
+                crate::rows::parse_id(&client)?,
+                (crate::rows::parse_id(&id)?, digest),
+            );
+        }
+    }
+    let mut answers = Vec::with_capacity(reads.len());
+    let mut fresh: Vec<(Uuid, &Unresolved)> = Vec::new();
+    for r in reads {
+        if let Some((id, digest)) = r.id.and_then(|c| seen.get(&c)) {
+            answers.push(Queued {
+                id: *id,
+                replay: if *digest == r.content_digest {
                     Replay::Same
                 } else {
                     Replay::Conflict
@@ -675,102 +916,99 @@ async fn write_reads(
             });
             continue;
         }
-        // Ids are made here, never taken from the client: a client id is
-        // only an idempotency key, and another site may use the same one.
-        let sighting_id = Uuid::now_v7();
-        let t = read.captured_micros();
-        let (kind, pid) = match index.observe(key_of(read), t, Uuid::now_v7) {
-            Observation::Created(pid) => {
-                working.insert(
-                    pid,
-                    Working {
-                        passage: new_passage(pid, site_id, read, now),
-                        dirty: true,
-                        bumped: true,
-                    },
-                );
-                (OutcomeKind::Created, pid)
-            }
-            Observation::Joined(pid) => {
-                let w = working
-                    .get_mut(&pid)
-                    .expect("candidates are loaded into working");
-                join(&mut w.passage, read, now);
-                if !w.bumped {
-                    w.passage.version += 1;
-                    w.bumped = true;
-                }
-                w.passage.sync_state = SyncState::Pending;
-                w.dirty = true;
-                (OutcomeKind::Joined, pid)
-            }
-        };
-        // A second read with the same client id in this batch replays this
-        // one, or conflicts with it.
-        if let Some(client_id) = read.id {
-            known.insert(
-                client_id,
-                Earlier {
-                    sighting_id,
-                    passage_id: pid,
-                    kind,
-                    content_digest: read.content_digest.clone(),
-                },
-            );
+        let id = Uuid::now_v7();
+        if let Some(client) = r.id {
+            seen.insert(client, (id, r.content_digest.clone()));
         }
-        sightings.push(NewSighting {
-            id: sighting_id,
-            passage_id: pid,
-            read,
-            received_at: *received_at,
-            kind,
-        });
-        outcomes.push(Outcome {
-            kind,
-            passage: working[&pid].passage.clone(),
-            sighting_id,
+        fresh.push((id, r));
+        answers.push(Queued {
+            id,
             replay: Replay::Fresh,
         });
     }
-
-    // 4. Write back: touched passages first (sightings reference them).
-    let dirty: Vec<&Passage> = working
-        .values()
-        .filter(|w| w.dirty)
-        .map(|w| &w.passage)
-        .collect();
-    for chunk in dirty.chunks(ROWS_PER_STATEMENT) {
-        upsert_passages(conn, chunk).await?;
-    }
-    for chunk in sightings.chunks(ROWS_PER_STATEMENT) {
+    for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO sightings (id, passage_id, captured_at, received_at, container, check_digit_ok, \
-             flags, camera_id, source_video, cropped_image_ref, confidence, outcome, raw, \
-             client_id, content_digest) ",
+            "INSERT INTO unresolved_reads (id, site_id, client_id, content_digest, text, captured_at, \
+             received_at, flags, camera_id, source_video, cropped_image_ref, confidence, raw) ",
         );
-        q.push_values(chunk, |mut b, s| {
-            let read = s.read;
-            b.push_bind(s.id.to_string())
-                .push_bind(s.passage_id.to_string())
-                .push_bind(read.captured_micros())
-                .push_bind(s.received_at)
-                .push_bind(read.container.normalized())
-                .push_bind(i64::from(
-                    read.container.check_status() == CheckStatus::Valid,
-                ))
-                .push_bind(i64::from(read.flags.bits()))
-                .push_bind(read.camera_id.as_deref())
-                .push_bind(read.source_video.as_deref())
-                .push_bind(read.cropped_image_ref.as_deref())
-                .push_bind(read.confidence)
-                .push_bind(s.kind.as_str())
-                .push_bind(read.raw.as_str())
-                .push_bind(read.id.map(|id| id.to_string()))
-                .push_bind(read.id.map(|_| read.content_digest.as_str()));
+        q.push_values(chunk, |mut b, (id, r)| {
+            b.push_bind(id.to_string())
+                .push_bind(site_id)
+                .push_bind(r.id.map(|c| c.to_string()))
+                .push_bind(r.content_digest.as_str())
+                .push_bind(r.text.as_str())
+                .push_bind(micros(r.captured_at))
+                .push_bind(received_at)
+                .push_bind(i64::from(r.flags.bits()))
+                .push_bind(r.camera_id.as_deref())
+                .push_bind(r.source_video.as_deref())
+                .push_bind(r.cropped_image_ref.as_deref())
+                .push_bind(r.confidence)
+                .push_bind(r.raw.as_str());
         });
         q.build().execute(&mut *conn).await?;
     }
-    Ok(outcomes)
+    Ok(answers)
+}
+
+fn kind_of(joined: Joined) -> OutcomeKind {
+    match joined {
+        Joined::Created => OutcomeKind::Created,
+        Joined::Exact | Joined::NearMiss => OutcomeKind::Joined,
+    }
+}
+
+/// A read whose client id was seen before: the same content is a retry.
+fn replay_of(earlier_digest: &str, read: &Read) -> Replay {
+    if earlier_digest == read.content_digest {
+        Replay::Same
+    } else {
+        Replay::Conflict
+    }
+}
+
+/// A sighting decided in this batch, to be inserted.
+struct NewSighting<'a> {
+    id: Uuid,
+    passage_id: Uuid,
+    read: &'a Read,
+    received_at: i64,
+    kind: OutcomeKind,
+}
+
+async fn insert_sightings(
+    conn: &mut SqliteConnection,
+    rows: &[NewSighting<'_>],
+) -> Result<(), StoreError> {
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO sightings (id, passage_id, captured_at, received_at, container, check_digit_ok, \
+         flags, camera_id, source_video, cropped_image_ref, confidence, outcome, raw, \
+         client_id, content_digest, corrected_from, rule) ",
+    );
+    q.push_values(rows, |mut b, s| {
+        let read = s.read;
+        b.push_bind(s.id.to_string())
+            .push_bind(s.passage_id.to_string())
+            .push_bind(read.captured_micros())
+            .push_bind(s.received_at)
+            .push_bind(read.container.normalized())
+            .push_bind(i64::from(
+                read.container.check_status() == CheckStatus::Valid,
+            ))
+            .push_bind(i64::from(read.flags.bits()))
+            .push_bind(read.camera_id.as_deref())
+            .push_bind(read.source_video.as_deref())
+            .push_bind(read.cropped_image_ref.as_deref())
+            .push_bind(read.confidence)
+            .push_bind(s.kind.as_str())
+            .push_bind(read.raw.as_str())
+            .push_bind(read.id.map(|id| id.to_string()))
+            .push_bind(read.id.map(|_| read.content_digest.as_str()))
+            .push_bind(read.correction.as_ref().map(|c| c.from.as_str()))
+            .push_bind(read.correction.as_ref().map(|c| c.rule.as_str()));
+    });
+    q.build().execute(&mut *conn).await?;
+    Ok(())
 }
 
 fn key_of(read: &Read) -> Key {
@@ -778,62 +1016,6 @@ fn key_of(read: &Read) -> Key {
         read.container.owner().as_str().to_string(),
         read.container.serial().as_str().to_string(),
     )
-}
-
-fn new_passage(id: Uuid, site_id: &str, read: &Read, now: chrono::DateTime<Utc>) -> Passage {
-    let c = &read.container;
-    Passage {
-        id,
-        site_id: site_id.to_string(),
-        container: c.normalized(),
-        container_owner: c.owner().as_str().to_string(),
-        container_number: c.serial().as_str().to_string(),
-        check_digit: c.check_digit().map(|d| d.value()),
-        check_digit_ok: c.check_status() == CheckStatus::Valid,
-        flags: read.flags,
-        captured_at: read.captured_at,
-        last_seen_at: read.captured_at,
-        seen_count: 1,
-        camera_id: read.camera_id.clone(),
-        source_video: read.source_video.clone(),
-        cropped_image_ref: read.cropped_image_ref.clone(),
-        confidence: read.confidence,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-        sync_state: SyncState::Pending,
-        corrections: Vec::new(),
-    }
-}
-
-/// Folds a duplicate read into its passage.
-fn join(p: &mut Passage, read: &Read, now: chrono::DateTime<Utc>) {
-    p.seen_count += 1;
-    p.captured_at = p.captured_at.min(read.captured_at);
-    p.last_seen_at = p.last_seen_at.max(read.captured_at);
-    p.updated_at = now;
-    // A read with a valid check digit is better evidence than a flagged
-    // passage's: take its number and flags. The sightings keep every raw
-    // read, so the change can be audited.
-    if !p.check_digit_ok && read.container.check_status() == CheckStatus::Valid {
-        p.container = read.container.normalized();
-        p.check_digit = read.container.check_digit().map(|d| d.value());
-        p.check_digit_ok = true;
-        p.flags = read.flags;
-    }
-    // Fill what the first read lacked.
-    if p.camera_id.is_none() {
-        p.camera_id.clone_from(&read.camera_id);
-    }
-    if p.source_video.is_none() {
-        p.source_video.clone_from(&read.source_video);
-    }
-    if p.cropped_image_ref.is_none() {
-        p.cropped_image_ref.clone_from(&read.cropped_image_ref);
-    }
-    if p.confidence.is_none() {
-        p.confidence = read.confidence;
-    }
 }
 
 /// Binds the [`PASSAGE_WRITE_COLUMNS`] of one passage, in their order.
@@ -862,19 +1044,27 @@ fn bind_passage<'qb, 'args: 'qb>(
         .push_bind(serde_json::to_string(&p.corrections).unwrap_or_else(|_| "[]".into()));
 }
 
-async fn upsert_passages(conn: &mut SqliteConnection, rows: &[&Passage]) -> Result<(), StoreError> {
-    let mut q =
-        QueryBuilder::<Sqlite>::new(format!("INSERT INTO passages ({PASSAGE_WRITE_COLUMNS}) "));
-    q.push_values(rows, |mut b, p| bind_passage(&mut b, p));
+async fn upsert_candidates(
+    conn: &mut SqliteConnection,
+    rows: &[Candidate],
+) -> Result<(), StoreError> {
+    let mut q = QueryBuilder::<Sqlite>::new(format!(
+        "INSERT INTO passages ({PASSAGE_WRITE_COLUMNS}, votes) "
+    ));
+    q.push_values(rows, |mut b, c| {
+        bind_passage(&mut b, &c.passage);
+        b.push_bind(serde_json::to_string(&c.votes).unwrap_or_else(|_| "{}".into()));
+    });
     q.push(
         " ON CONFLICT (id) DO UPDATE SET container = excluded.container, \
+         container_owner = excluded.container_owner, container_number = excluded.container_number, \
          check_digit = excluded.check_digit, check_digit_ok = excluded.check_digit_ok, \
          flags = excluded.flags, captured_at = excluded.captured_at, \
          last_seen_at = excluded.last_seen_at, seen_count = excluded.seen_count, \
          camera_id = excluded.camera_id, source_video = excluded.source_video, \
          cropped_image_ref = excluded.cropped_image_ref, confidence = excluded.confidence, \
          updated_at = excluded.updated_at, version = excluded.version, \
-         corrections = excluded.corrections",
+         corrections = excluded.corrections, votes = excluded.votes",
     );
     q.build().execute(&mut *conn).await?;
     Ok(())

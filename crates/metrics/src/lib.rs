@@ -172,7 +172,7 @@ impl Metrics {
         m.register_all();
         // Pre-create the label values dashboards query, so the series exist
         // (as zero) before the first event.
-        for r in ["accepted", "duplicate", "invalid"] {
+        for r in ["accepted", "duplicate", "queued", "invalid"] {
             m.recognitions_total.with_label_values(&[r]);
         }
         for r in ["ok", "retry", "dead_letter"] {

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use gatelog_api::{LimitsConfig, ServerConfig};
+use gatelog_core::recognize::OwnerCodes;
 use gatelog_core::{DedupConfig, ValidationConfig};
 use gatelog_local_store::StoreConfig;
 use gatelog_sync::{PostgresConfig, SupabaseConfig, SyncConfig, Target, TargetKind};
@@ -36,12 +37,45 @@ pub struct Config {
     pub site: SiteConfig,
     pub dedup: DedupConfig,
     pub validation: ValidationConfig,
+    pub recognition: RecognitionConfig,
     pub sync: SyncConfig,
     pub supabase: SupabaseSection,
     pub postgres: PostgresSection,
     pub auth: AuthConfig,
     pub retention: RetentionConfig,
     pub limits: LimitsConfig,
+}
+
+/// How reads are recognised; see `gatelog_core::recognize`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecognitionConfig {
+    /// A file with the owner codes expected at the yard, one a line. When
+    /// set, it breaks ties between look-alike candidates, and a read whose
+    /// owner is not on it is flagged `owner_unknown`.
+    pub owner_codes_file: Option<PathBuf>,
+}
+
+impl RecognitionConfig {
+    /// Reads the allowlist, when one is configured; an error names the key,
+    /// the file and the line.
+    pub fn owner_codes(&self) -> Result<Option<OwnerCodes>, String> {
+        let Some(path) = &self.owner_codes_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "bad configuration: recognition.owner_codes_file {}: {e}",
+                path.display()
+            )
+        })?;
+        OwnerCodes::parse(&text).map(Some).map_err(|e| {
+            format!(
+                "bad configuration: recognition.owner_codes_file {}: {e}",
+                path.display()
+            )
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -357,6 +391,13 @@ impl Config {
         if self.dedup.window_secs == 0 || self.dedup.window_secs > 86_400 {
             return Err("bad configuration: dedup.window_secs must be from 1 to 86400".into());
         }
+        if self.dedup.near_miss_gap_secs > self.dedup.window_secs {
+            return Err(
+                "bad configuration: dedup.near_miss_gap_secs must be at most dedup.window_secs"
+                    .into(),
+            );
+        }
+        self.recognition.owner_codes()?;
         if self.server.body_limit_bytes < 1024 {
             return Err("bad configuration: server.body_limit_bytes must be at least 1024".into());
         }

@@ -165,6 +165,11 @@ impl Application {
             store: store.clone(),
             metrics: metrics.clone(),
             validation: config.validation.clone(),
+            owners: config
+                .recognition
+                .owner_codes()
+                .map_err(anyhow::Error::msg)?
+                .map(Arc::new),
             body_limit: config.server.body_limit_bytes,
             sync: sync_handle,
             security: crate::ops::security(&config),

@@ -30,7 +30,7 @@ async fn validation_errors_are_422_naming_the_field() {
     let app = TestApp::spawn().await;
     for (body, field) in [
         (
-            json!({"owner": "M5CU", "number": "123456", "captured_at": "2024-05-01T08:30:00Z"}),
+            json!({"owner": "M5C", "number": "123456", "captured_at": "2024-05-01T08:30:00Z"}),
             "owner",
         ),
         (
@@ -415,8 +415,10 @@ async fn a_batch_of_51_with_one_bad_item_answers_per_item() {
     assert_eq!(s, StatusCode::OK);
     let results = body["results"].as_array().unwrap();
     assert_eq!(results.len(), 51);
-    assert_eq!(results[17]["status"], "error");
-    assert_eq!(results[17]["field"], "number");
+    // A serial with a letter that has no digit look-alike, and no check
+    // digit to find it by: kept for an operator, not refused.
+    assert_eq!(results[17]["status"], "queued", "{}", results[17]);
+    assert!(results[17]["data"]["id"].is_string());
     assert_eq!(results[29]["status"], "success");
     assert_eq!(results[30]["status"], "skipped");
     let successes = results.iter().filter(|r| r["status"] == "success").count();

@@ -15,8 +15,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use gatelog_core::read::MAX_RAW_LEN;
-use gatelog_core::Read;
-use gatelog_local_store::{Outcome, OutcomeKind, Replay};
+use gatelog_core::{ParseContext, Parsed, Read};
+use gatelog_local_store::{Outcome, OutcomeKind, Queued, Replay};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
@@ -71,13 +71,89 @@ fn parse(
     value: &Value,
     raw: &str,
     received_at: DateTime<Utc>,
-) -> Result<Read, ApiError> {
+) -> Result<Parsed, ApiError> {
     if raw.len() > MAX_RAW_LEN {
         return Err(ApiError::ReadTooLarge { limit: MAX_RAW_LEN });
     }
+    let context = ParseContext {
+        validation: &state.validation,
+        owners: state.owners.as_deref(),
+        received_at,
+    };
     raw_read(value, raw)
-        .and_then(|r| Read::parse_at(r, &state.validation, received_at))
+        .and_then(|r| Read::interpret(r, &context))
         .map_err(ApiError::Validation)
+}
+
+/// What became of one item.
+enum Answer {
+    Stored(Outcome),
+    Queued(Queued),
+    Refused(ApiError),
+}
+
+/// Writes the reads and queues the unresolved ones, each group in one
+/// commit, and answers every item in order.
+async fn store(
+    state: &AppState,
+    items: Vec<Result<Parsed, ApiError>>,
+) -> Result<Vec<Answer>, ApiError> {
+    let mut reads = Vec::new();
+    let mut unresolved = Vec::new();
+    for item in &items {
+        match item {
+            Ok(Parsed::Read(r)) => reads.push(r.clone()),
+            Ok(Parsed::Unresolved(u)) => unresolved.push(u.clone()),
+            Err(_) => {}
+        }
+    }
+    let invalid = items.iter().filter(|i| i.is_err()).count();
+    count(state, "invalid", invalid);
+    let flags: Vec<bool> = reads.iter().map(|r| !r.flags.is_empty()).collect();
+    let outcomes = write(state, reads).await?;
+    let flagged = outcomes
+        .iter()
+        .zip(flags)
+        .filter(|(o, f)| *f && o.replay == Replay::Fresh)
+        .count();
+    state
+        .metrics
+        .recognitions_flagged_total
+        .inc_by(flagged as u64);
+    let queued = state
+        .store
+        .writer()
+        .queue(unresolved)
+        .await
+        .map_err(ApiError::from)?;
+    count(
+        state,
+        "queued",
+        queued.iter().filter(|q| q.replay == Replay::Fresh).count(),
+    );
+    let mut outcomes = outcomes.into_iter();
+    let mut queued = queued.into_iter();
+    items
+        .into_iter()
+        .map(|item| {
+            let missing = || ApiError::Internal("the writer answered too few outcomes".into());
+            Ok(match item {
+                Ok(Parsed::Read(_)) => Answer::Stored(outcomes.next().ok_or_else(missing)?),
+                Ok(Parsed::Unresolved(_)) => Answer::Queued(queued.next().ok_or_else(missing)?),
+                Err(e) => Answer::Refused(e),
+            })
+        })
+        .collect()
+}
+
+fn count(state: &AppState, result: &str, n: usize) {
+    if n > 0 {
+        state
+            .metrics
+            .recognitions_total
+            .with_label_values(&[result])
+            .inc_by(n as u64);
+    }
 }
 
 async fn single(
@@ -86,27 +162,24 @@ async fn single(
     raw: &str,
     received_at: DateTime<Utc>,
 ) -> Result<HttpResponse, ApiError> {
-    let read = parse(state, value, raw, received_at).inspect_err(|_| {
-        state
-            .metrics
-            .recognitions_total
-            .with_label_values(&["invalid"])
-            .inc();
-    })?;
-    let flagged = !read.flags.is_empty();
-    let outcome = write(state, vec![read])
+    let item = parse(state, value, raw, received_at);
+    let answer = store(state, vec![item])
         .await?
         .pop()
         .ok_or_else(|| ApiError::Internal("the writer answered no outcome".into()))?;
-    if flagged && outcome.replay == Replay::Fresh {
-        state.metrics.recognitions_flagged_total.inc();
+    match answer {
+        Answer::Refused(e) => Err(e),
+        Answer::Stored(o) if o.replay == Replay::Conflict => Err(id_conflict(o.passage.id)),
+        Answer::Queued(q) if q.replay == Replay::Conflict => Err(id_conflict(q.id)),
+        Answer::Stored(o) => {
+            let status = match o.kind {
+                OutcomeKind::Created => StatusCode::CREATED,
+                OutcomeKind::Joined => StatusCode::OK,
+            };
+            Ok(HttpResponse::build(status).json(result(&o)))
+        }
+        Answer::Queued(q) => Ok(HttpResponse::Accepted().json(queued(&q))),
     }
-    let status = match (outcome.replay, outcome.kind) {
-        (Replay::Conflict, _) => return Err(id_conflict(&outcome)),
-        (_, OutcomeKind::Created) => StatusCode::CREATED,
-        (_, OutcomeKind::Joined) => StatusCode::OK,
-    };
-    Ok(HttpResponse::build(status).json(result(&outcome)))
 }
 
 async fn batch(
@@ -123,7 +196,7 @@ async fn batch(
             ),
         )));
     }
-    let parsed: Vec<Result<Read, ApiError>> = items
+    let parsed: Vec<Result<Parsed, ApiError>> = items
         .iter()
         .map(|item| {
             let value: Value = serde_json::from_str(item.get())
@@ -131,53 +204,35 @@ async fn batch(
             parse(state, &value, item.get(), received_at)
         })
         .collect();
-    let invalid = parsed.iter().filter(|p| p.is_err()).count();
-    if invalid > 0 {
-        state
-            .metrics
-            .recognitions_total
-            .with_label_values(&["invalid"])
-            .inc_by(invalid as u64);
-    }
-    let reads: Vec<Read> = parsed
-        .iter()
-        .filter_map(|p| p.as_ref().ok().cloned())
-        .collect();
-    let flags: Vec<bool> = reads.iter().map(|r| !r.flags.is_empty()).collect();
-    let outcomes = write(state, reads).await?;
-    let flagged = outcomes
-        .iter()
-        .zip(flags)
-        .filter(|(o, f)| *f && o.replay == Replay::Fresh)
-        .count();
-    state
-        .metrics
-        .recognitions_flagged_total
-        .inc_by(flagged as u64);
-    let mut outcomes = outcomes.into_iter();
-    let mut results = Vec::with_capacity(parsed.len());
-    for p in &parsed {
-        match p {
-            Ok(_) => {
-                let o = outcomes.next().ok_or_else(|| {
-                    ApiError::Internal("the writer answered too few outcomes".into())
-                })?;
-                results.push(match o.replay {
-                    Replay::Conflict => item_error(&id_conflict(&o)),
-                    Replay::Fresh | Replay::Same => result(&o),
-                });
+    let results: Vec<Value> = store(state, parsed)
+        .await?
+        .into_iter()
+        .map(|answer| match answer {
+            Answer::Refused(e) => item_error(&e),
+            Answer::Stored(o) if o.replay == Replay::Conflict => {
+                item_error(&id_conflict(o.passage.id))
             }
-            Err(e) => results.push(item_error(e)),
-        }
-    }
+            Answer::Queued(q) if q.replay == Replay::Conflict => item_error(&id_conflict(q.id)),
+            Answer::Stored(o) => result(&o),
+            Answer::Queued(q) => queued(&q),
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(json!({ "results": results })))
 }
 
-/// The 409 for a client id stored earlier with other content.
-fn id_conflict(o: &Outcome) -> ApiError {
-    ApiError::IdConflict {
-        passage_id: o.passage.id,
-    }
+/// The answer for a read kept for an operator.
+fn queued(q: &Queued) -> Value {
+    json!({
+        "status": "queued",
+        "message": "The container number could not be read; the read is kept for an operator",
+        "data": {"id": q.id},
+    })
+}
+
+/// The 409 for a client id stored earlier with other content; `earlier`
+/// is where that content went (a passage, or a queued read).
+fn id_conflict(earlier: uuid::Uuid) -> ApiError {
+    ApiError::IdConflict { earlier }
 }
 
 /// Writes through the store; a failure is also announced to live
