@@ -87,7 +87,7 @@ fn parse(
 
 /// What became of one item.
 enum Answer {
-    Stored(Outcome),
+    Stored(Box<Outcome>),
     Queued(Queued),
     Refused(ApiError),
 }
@@ -138,7 +138,9 @@ async fn store(
         .map(|item| {
             let missing = || ApiError::Internal("the writer answered too few outcomes".into());
             Ok(match item {
-                Ok(Parsed::Read(_)) => Answer::Stored(outcomes.next().ok_or_else(missing)?),
+                Ok(Parsed::Read(_)) => {
+                    Answer::Stored(Box::new(outcomes.next().ok_or_else(missing)?))
+                }
                 Ok(Parsed::Unresolved(_)) => Answer::Queued(queued.next().ok_or_else(missing)?),
                 Err(e) => Answer::Refused(e),
             })
