@@ -9,10 +9,16 @@ use crate::{PostgresConfig, SyncError};
 /// The central migrations, in order, embedded at build time. Each is
 /// idempotent, so all of them run every time; there is no bookkeeping
 /// table for a pooler or a SQL editor to disagree with.
-pub const CENTRAL_MIGRATIONS: &[(&str, &str)] = &[(
-    "20260101000000_container_logs.sql",
-    include_str!("../../../migrations/central/20260101000000_container_logs.sql"),
-)];
+pub const CENTRAL_MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "20260101000000_container_logs.sql",
+        include_str!("../../../migrations/central/20260101000000_container_logs.sql"),
+    ),
+    (
+        "20260601000000_site_guard.sql",
+        include_str!("../../../migrations/central/20260601000000_site_guard.sql"),
+    ),
+];
 
 /// Applies every central migration to the database at `url`.
 ///

@@ -380,3 +380,135 @@ async fn central_migration_is_idempotent_and_locked_down() {
         .unwrap();
     assert_eq!(deleted, 0);
 }
+
+/// Which site reaches the centre first with the shared id.
+#[derive(Clone, Copy)]
+enum First {
+    A,
+    B,
+}
+
+/// The central row for `id`: (site_id, container_owner, version).
+async fn central_row(db: &TestDb, id: uuid::Uuid) -> (String, String, i64) {
+    sqlx::query_as(
+        "SELECT site_id, container_owner, version FROM container_logs WHERE id = $1::uuid",
+    )
+    .bind(id.to_string())
+    .fetch_one(&db.pool)
+    .await
+    .unwrap()
+}
+
+/// Two sites hold a passage with the same id and different content. The
+/// first to sync keeps its central row; the second is refused by the
+/// centre, keeps its passage locally as a dead letter, and does not count
+/// it as synced. Site B's copy carries a higher version, so in one order
+/// the old upsert would have overwritten A's row, and in the other it
+/// would have skipped A's row silently and marked it synced.
+async fn same_id_from_two_sites(via: Via, first: First) {
+    init_log();
+    let Some(central) = Central::new(via).await else {
+        return;
+    };
+    let a = Local::open_site("site-a").await;
+    let b = Local::open_site("site-b").await;
+    a.store
+        .writer()
+        .write(vec![read("AAAU1234565", at(0))])
+        .await
+        .unwrap();
+    let ours = a.store.recent(1).await.unwrap().remove(0);
+    let theirs = gatelog_core::Passage {
+        site_id: "site-b".into(),
+        container: "BBBU7654321".into(),
+        container_owner: "BBBU".into(),
+        container_number: "765432".into(),
+        version: 3,
+        ..ours.clone()
+    };
+    b.store.writer().import(vec![theirs.clone()]).await.unwrap();
+    // Ordinary passages beside it still go through.
+    b.ingest("OKAU", 10, 5).await;
+
+    let (winner, loser, winner_row, loser_site) = match first {
+        First::A => (
+            &a,
+            &b,
+            (ours.site_id.clone(), "AAAU".to_string(), 1),
+            "site-b",
+        ),
+        First::B => (
+            &b,
+            &a,
+            (theirs.site_id.clone(), "BBBU".to_string(), 3),
+            "site-a",
+        ),
+    };
+    let running = Running::start(winner, fast_config(), central.target());
+    drained(winner, 20).await;
+    running.stop().await;
+    assert_eq!(central_row(&central.db, ours.id).await, winner_row);
+
+    let running = Running::start(loser, fast_config(), central.target());
+    let store = loser.store.clone();
+    wait_for(20, "one dead letter and an empty backlog", || {
+        let store = store.clone();
+        async move {
+            let b = store.sync_backlog().await.unwrap();
+            b.pending == 0 && b.dead_letters == 1
+        }
+    })
+    .await;
+    assert_eq!(
+        central_row(&central.db, ours.id).await,
+        winner_row,
+        "the first site's central row is untouched"
+    );
+    assert_eq!(central.db.count().await, 6, "the other passages arrived");
+    let dead = loser.store.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].passage.id, ours.id);
+    assert_eq!(dead[0].passage.site_id, loser_site);
+    assert!(
+        dead[0].reason.contains("23000"),
+        "reason: {}",
+        dead[0].reason
+    );
+    let mut status = running.handle.status();
+    let s = status
+        .wait_for(|s| s.dead_letters == 1)
+        .await
+        .unwrap()
+        .clone();
+    assert_eq!(s.pending, 0);
+    let metrics = loser.metrics.clone();
+    wait_for(10, "the dead-letter gauge", || {
+        let metrics = metrics.clone();
+        async move { metrics.sync_dead_letters.get() == 1 }
+    })
+    .await;
+    assert_eq!(
+        loser
+            .metrics
+            .sync_batches_total
+            .with_label_values(&["retry"])
+            .get(),
+        0,
+        "a refusal is not retried"
+    );
+    running.stop().await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_same_id_from_another_site_is_a_dead_letter() {
+    same_id_from_two_sites(Via::Direct, First::A).await;
+    same_id_from_two_sites(Via::Direct, First::B).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_same_id_from_another_site_is_a_dead_letter() {
+    same_id_from_two_sites(Via::Rest, First::A).await;
+    same_id_from_two_sites(Via::Rest, First::B).await;
+}

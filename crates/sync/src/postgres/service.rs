@@ -95,6 +95,12 @@ fn pool(options: &PgConnectOptions, max: u32, timeout: Duration) -> PgPool {
         .connect_lazy_with(options.clone())
 }
 
+/// The upsert. Its `WHERE` skips a row whose stored version is as new,
+/// which makes retries harmless. A row from another site must not be
+/// skipped that way: a skipped row counts as confirmed, so the sending site
+/// would mark a passage synced that the centre never took. The second
+/// condition lets such a row reach the central trigger
+/// `container_logs_guard_site`, which refuses it with SQLSTATE 23000.
 fn upsert_sql() -> String {
     let cols = COLUMNS.join(", ");
     let updates = COLUMNS
@@ -111,7 +117,8 @@ fn upsert_sql() -> String {
            $12::float8[], $13::int8[], $14::text[]::timestamptz[], $15::text[]::timestamptz[], \
            $16::text[]::timestamptz[], $17::int8[]) \
          ON CONFLICT (id) DO UPDATE SET {updates} \
-         WHERE container_logs.version < excluded.version"
+         WHERE container_logs.version < excluded.version \
+            OR container_logs.site_id IS DISTINCT FROM excluded.site_id"
     )
 }
 

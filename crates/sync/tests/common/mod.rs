@@ -153,13 +153,18 @@ pub struct Local {
 
 impl Local {
     pub async fn open() -> Self {
+        Self::open_site("site-1").await
+    }
+
+    /// A store whose passages carry `site_id`.
+    pub async fn open_site(site_id: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = StoreConfig {
             path: dir.path().join("gatelog.db"),
             ..StoreConfig::default()
         };
         let metrics = Metrics::new();
-        let opened = Store::open(&config, &DedupConfig::default(), "site-1", metrics.clone())
+        let opened = Store::open(&config, &DedupConfig::default(), site_id, metrics.clone())
             .await
             .expect("store opens");
         let shutdown = CancellationToken::new();
