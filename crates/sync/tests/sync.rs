@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
@@ -474,12 +475,10 @@ async fn same_id_from_two_sites(via: Via, first: First) {
         "reason: {}",
         dead[0].reason
     );
-    let mut status = running.handle.status();
-    let s = status
-        .wait_for(|s| s.dead_letters == 1)
-        .await
-        .unwrap()
-        .clone();
+    let s = status_until(&running.handle, 20, "the dead letter", |s| {
+        s.dead_letters == 1
+    })
+    .await;
     assert_eq!(s.pending, 0);
     let metrics = loser.metrics.clone();
     wait_for(10, "the dead-letter gauge", || {
@@ -511,4 +510,150 @@ async fn direct_same_id_from_another_site_is_a_dead_letter() {
 async fn rest_same_id_from_another_site_is_a_dead_letter() {
     same_id_from_two_sites(Via::Rest, First::A).await;
     same_id_from_two_sites(Via::Rest, First::B).await;
+}
+
+/// The path to the target is refused mid-stream (the target's host is up,
+/// its service down). With a request timeout far longer than the test,
+/// each attempt must still end at once with a connection-refused error:
+/// several attempts end, the status shows the new backlog and the error
+/// while the outage lasts, and everything arrives once the path is back.
+async fn refused_path(via: Via) {
+    init_log();
+    let Some(central) = Central::new(via).await else {
+        return;
+    };
+    let local = Local::open().await;
+    local.ingest("RFSU", 0, 100).await;
+    let config = SyncConfig {
+        request_timeout_ms: 3_600_000,
+        ..fast_config()
+    };
+    let running = Running::start(&local, config, central.target());
+    drained(&local, 20).await;
+    assert_eq!(central.db.count().await, 100);
+
+    central.proxy.refuse();
+    local.ingest("RFSU", 100, 50).await;
+    let s = status_until(&running.handle, 20, "the backlog and the error", |s| {
+        s.pending == 50
+            && s.last_error
+                .as_deref()
+                .is_some_and(|e| e.to_lowercase().contains("connection refused"))
+    })
+    .await;
+    assert!(
+        s.last_error
+            .as_deref()
+            .unwrap()
+            .starts_with("cannot reach the sync target"),
+        "{:?}",
+        s.last_error
+    );
+    // More than one attempt ended, none of them by the (hour-long) timeout.
+    let metrics = local.metrics.clone();
+    wait_for(30, "several refused attempts", || {
+        let metrics = metrics.clone();
+        async move { metrics.sync_retries_total.get() >= 3 }
+    })
+    .await;
+    let s = running.handle.status().borrow().clone();
+    assert!(
+        !s.last_error.as_deref().unwrap().contains("did not answer"),
+        "{:?}",
+        s.last_error
+    );
+    assert_eq!(local.metrics.sync_pending.get(), 50);
+    assert_eq!(
+        central.db.count().await,
+        100,
+        "nothing arrives while refused"
+    );
+
+    central.proxy.restore();
+    running.handle.wake();
+    drained(&local, 30).await;
+    assert_central_equals_local(&central, &local).await;
+    let s = status_until(&running.handle, 20, "a clean status", |s| {
+        s.pending == 0 && s.last_error.is_none()
+    })
+    .await;
+    assert!(s.last_success_at.is_some());
+    running.stop().await;
+    local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_refused_path_fails_at_once_and_shows_the_outage() {
+    refused_path(Via::Direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_refused_path_fails_at_once_and_shows_the_outage() {
+    refused_path(Via::Rest).await;
+}
+
+/// The target takes the connection and never answers, and the request
+/// timeout is an hour. While that one attempt hangs, the status and the
+/// gauges are still recounted from the store on their own timer: new
+/// passages show as pending, and the age of the oldest one grows.
+async fn status_while_an_attempt_hangs(target: impl FnOnce(SocketAddr) -> Target) {
+    init_log();
+    let hole = Unanswering::start().await;
+    let local = Local::open().await;
+    let config = SyncConfig {
+        request_timeout_ms: 3_600_000,
+        ..fast_config()
+    };
+    let running = Running::start(&local, config, target(hole.addr));
+    local.ingest("HNGU", 0, 10).await;
+    let accepted = hole.accepted.clone();
+    wait_for(20, "the attempt to connect", || {
+        let accepted = accepted.clone();
+        async move { accepted.load(std::sync::atomic::Ordering::SeqCst) >= 1 }
+    })
+    .await;
+
+    local.ingest("HNGU", 10, 15).await;
+    status_until(&running.handle, 20, "the new backlog and its age", |s| {
+        s.pending == 25 && s.oldest_pending_age_secs >= 2
+    })
+    .await;
+    let metrics = local.metrics.clone();
+    wait_for(20, "the gauges", || {
+        let metrics = metrics.clone();
+        async move { metrics.sync_pending.get() == 25 && metrics.sync_lag_seconds.get() >= 2.0 }
+    })
+    .await;
+    assert_eq!(
+        local.metrics.sync_retries_total.get(),
+        0,
+        "the first attempt is still waiting"
+    );
+    assert_eq!(
+        hole.accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one attempt, one connection"
+    );
+    // Shutdown does not wait out the hung attempt's hour; abandon it.
+    running.task.abort();
+    local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_status_is_recounted_while_an_attempt_hangs() {
+    status_while_an_attempt_hangs(|addr| {
+        Target::Postgres(PostgresConfig::new(format!("postgres://postgres@{addr}/x")))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_status_is_recounted_while_an_attempt_hangs() {
+    status_while_an_attempt_hangs(|addr| {
+        Target::Supabase(SupabaseConfig {
+            rest_path: String::new(),
+            ..SupabaseConfig::new(format!("http://{addr}"), service_key())
+        })
+    })
+    .await;
 }
