@@ -314,9 +314,16 @@ impl SyncActor {
     fn record_error(&self, e: &SyncError) -> String {
         let message = self.redactor.clean(&e.to_string());
         let now = Utc::now();
-        self.status.send_modify(|s| {
+        // A repeat of the same error keeps its first time, so a steady
+        // outage does not change the status (and send it to every
+        // dashboard) on each retry.
+        self.status.send_if_modified(|s| {
+            if s.last_error.as_deref() == Some(message.as_str()) {
+                return false;
+            }
             s.last_error = Some(message.clone());
             s.last_error_at = Some(now);
+            true
         });
         message
     }

@@ -24,7 +24,8 @@ pub struct SyncStatus {
     pub last_success_at: Option<DateTime<Utc>>,
     /// The latest failure, redacted; cleared by the next confirmed batch.
     pub last_error: Option<String>,
-    /// When `last_error` happened.
+    /// When `last_error` first happened; a retry that fails the same way
+    /// keeps this time, so the status changes only when something does.
     pub last_error_at: Option<DateTime<Utc>>,
     /// Passages the target refused for good; list them with
     /// [`Store::dead_letters`], retry them with [`crate::retry_dead_letters`].
