@@ -18,7 +18,7 @@ const TEXT = {
     colTime: 'Captured', colContainer: 'Container', colCamera: 'Camera',
     colSeen: 'Seen', colLast: 'Last seen', colSync: 'Sync',
     empty: 'No passages match.', more: 'Load more', close: 'Close',
-    sync: 'sync', off: 'off', online: 'online', syncOffline: 'offline',
+    sync: 'sync', localOnly: 'local only', online: 'online', syncOffline: 'offline',
     pending: 'pending', lag: 'lag', dead: 'dead letters',
     synced: 'synced', dead_letter: 'dead letter',
     flagMissing: 'no check digit', flagMismatch: 'check digit wrong', flagCategory: 'unknown category',
@@ -36,7 +36,7 @@ const TEXT = {
     colTime: '촬영 시각', colContainer: '컨테이너', colCamera: '카메라',
     colSeen: '인식 횟수', colLast: '마지막 인식', colSync: '동기화',
     empty: '조건에 맞는 통과 기록이 없습니다.', more: '더 보기', close: '닫기',
-    sync: '동기화', off: '꺼짐', online: '온라인', syncOffline: '오프라인',
+    sync: '동기화', localOnly: '로컬 전용', online: '온라인', syncOffline: '오프라인',
     pending: '대기', lag: '지연', dead: '실패 보관',
     synced: '완료', dead_letter: '실패',
     flagMissing: '체크 디지트 없음', flagMismatch: '체크 디지트 불일치', flagCategory: '알 수 없는 분류',
@@ -204,14 +204,16 @@ function fillRow(row, p) {
   row.dataset.flagged = flagged ? 'true' : 'false';
   const container = el('td', { class: 'container' }, p.container);
   if (flagged) container.append(el('span', { class: 'flag', title: flagText(p), 'data-testid': 'flag' }, `⚠ ${flagText(p)}`));
-  const state = p.sync_state || 'pending';
+  // Without a sync target nothing is waiting to be sent, so rows carry no
+  // sync state; "pending" on every row would read as a backlog.
+  const state = syncTargeted() ? (p.sync_state || 'pending') : 'none';
   row.replaceChildren(
     el('td', {}, fmtTime(p.captured_at)),
     container,
     el('td', {}, p.camera_id || '—'),
     el('td', { class: 'seen', 'data-testid': 'seen' }, String(p.seen_count)),
     el('td', { class: 'last' }, fmtTime(p.last_seen_at)),
-    el('td', { class: `sync-${state}` }, t(state)),
+    el('td', { class: `sync-${state}` }, state === 'none' ? '—' : t(state)),
   );
 }
 
@@ -354,12 +356,24 @@ async function loadSync() {
   renderSync();
 }
 
+/** Whether a sync target is configured, as the status says. */
+function syncTargeted() {
+  return !!lastSync && lastSync.target !== 'none' && lastSync.target !== null;
+}
+
+let rowsTargeted = false;
 function renderSync() {
   const pill = $('sync');
   const s = lastSync;
-  if (!s || s.target === 'none' || s.target === null) {
+  // Rows show their sync state only with a target; redraw them when that
+  // becomes known or changes.
+  if (syncTargeted() !== rowsTargeted) {
+    rowsTargeted = syncTargeted();
+    for (const { row, passage } of rows.values()) fillRow(row, passage);
+  }
+  if (!syncTargeted()) {
     pill.dataset.state = 'off';
-    pill.textContent = `${t('sync')}: ${t('off')}`;
+    pill.textContent = t('localOnly');
     return;
   }
   const online = !s.last_error;

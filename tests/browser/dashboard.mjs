@@ -47,8 +47,12 @@ try {
   const before = await rows.count();
   check(before >= 6, `the seeded passages are listed (${before} rows)`);
 
+  // This server has no sync target: the header says so, and no row claims
+  // to be waiting for one.
   const sync = await page.locator('[data-testid="sync"]').textContent();
-  check(/sync/.test(sync), `the sync indicator shows "${sync}"`);
+  check(sync === 'local only', `the sync indicator shows "${sync}"`);
+  const pendingRows = await page.locator('[data-testid="log-row"] td.sync-pending').count();
+  check(pendingRows === 0, `no row says pending without a target (${pendingRows})`);
 
   // A passage posted now appears without a reload, highlighted.
   const now = new Date().toISOString();
@@ -136,7 +140,7 @@ try {
   // Korean by toggle (and by browser language, below).
   await page.click('[data-testid="lang"]');
   const syncKo = await page.locator('[data-testid="sync"]').textContent();
-  check(/동기화/.test(syncKo), `the toggle switches to Korean ("${syncKo}")`);
+  check(syncKo === '로컬 전용', `the toggle switches to Korean ("${syncKo}")`);
   await page.screenshot({ path: join(artifacts, 'dashboard-ko.png'), fullPage: true });
   await page.click('[data-testid="lang"]');
   await page.screenshot({ path: join(artifacts, 'dashboard.png'), fullPage: true });

@@ -52,7 +52,7 @@ pub use checkpoint::Checkpointer;
 pub use config::StoreConfig;
 pub use error::StoreError;
 pub use query::{Cursor, LogFilter, Order, Page, SightingPage, SyncFilter};
-pub use retention::RetentionReport;
+pub use retention::{RetentionReport, RetentionScope};
 pub use stats::{Bucket, BucketCounts, Stats};
 pub use writer::{Outcome, OutcomeKind, Queued, Replay, WriterActor, WriterHandle};
 

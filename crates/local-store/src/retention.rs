@@ -1,9 +1,13 @@
-//! Local retention: deleting old passages that the centre already holds.
+//! Local retention: deleting old passages.
 //!
-//! Only a passage whose latest version is confirmed by the sync target,
-//! and that is not a dead letter, may go; its sightings follow through
-//! `ON DELETE CASCADE`. Unsynced passages are kept however old they are,
-//! because the local store is their only copy.
+//! Which passages may go depends on whether a sync target is configured
+//! ([`RetentionScope`]). With one, only a passage whose latest version the
+//! target confirmed, and that is not a dead letter, may go: unsynced
+//! passages are kept however old they are, because the local store is
+//! their only copy. With no target (`sync.target = none`) nothing will
+//! ever be confirmed, so that rule would keep everything forever; the
+//! local store is then the system of record, and every passage last seen
+//! before the cutoff goes. Sightings follow through `ON DELETE CASCADE`.
 //!
 //! Deletion runs in chunks, each its own short transaction, so that while
 //! `serve` runs the writer interleaves ingest between chunks and a
@@ -19,12 +23,32 @@ use crate::{StoreConfig, StoreError};
 /// Passages deleted per transaction.
 pub const CHUNK: u32 = 2_000;
 
-/// The rows a passage must satisfy to be deleted, with `?1` the cutoff.
-/// `last_seen_at < cutoff` implies `captured_at < cutoff`; the second test
-/// is there so the time index can serve the scan.
-const ELIGIBLE: &str = "captured_at < ?1 AND last_seen_at < ?1 \
-     AND synced_version >= version \
-     AND (dead_letter_version IS NULL OR dead_letter_version < version)";
+/// Which passages retention may delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetentionScope {
+    /// A sync target is configured: only passages whose latest version it
+    /// confirmed, never pending ones or dead letters.
+    SyncedOnly,
+    /// No sync target: the local store is the system of record, and every
+    /// passage older than the cutoff goes, whatever its sync state.
+    Everything,
+}
+
+impl RetentionScope {
+    /// The rows a passage must satisfy to be deleted, with `?1` the
+    /// cutoff. `last_seen_at < cutoff` implies `captured_at < cutoff`; the
+    /// first test is there so the time index can serve the scan.
+    fn eligible(self) -> &'static str {
+        match self {
+            RetentionScope::SyncedOnly => {
+                "captured_at < ?1 AND last_seen_at < ?1 \
+                 AND synced_version >= version \
+                 AND (dead_letter_version IS NULL OR dead_letter_version < version)"
+            }
+            RetentionScope::Everything => "captured_at < ?1 AND last_seen_at < ?1",
+        }
+    }
+}
 
 /// What a retention run removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -40,15 +64,17 @@ impl RetentionReport {
     }
 }
 
-/// Deletes up to `max` eligible passages last seen before `cutoff`, with
-/// their sightings, inside the caller's transaction.
+/// Deletes up to `max` passages in `scope` last seen before `cutoff`,
+/// with their sightings, inside the caller's transaction.
 pub(crate) async fn purge_chunk(
     conn: &mut SqliteConnection,
     cutoff: DateTime<Utc>,
     max: u32,
+    scope: RetentionScope,
 ) -> Result<RetentionReport, StoreError> {
     let ids: Vec<String> = sqlx::query_scalar(&format!(
-        "SELECT id FROM passages WHERE {ELIGIBLE} LIMIT ?2"
+        "SELECT id FROM passages WHERE {} LIMIT ?2",
+        scope.eligible()
     ))
     .bind(micros(cutoff))
     .bind(i64::from(max.max(1)))
@@ -85,11 +111,15 @@ pub(crate) async fn purge_chunk(
 pub async fn count_eligible(
     conn: &mut SqliteConnection,
     cutoff: DateTime<Utc>,
+    scope: RetentionScope,
 ) -> Result<u64, StoreError> {
-    let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM passages WHERE {ELIGIBLE}"))
-        .bind(micros(cutoff))
-        .fetch_one(&mut *conn)
-        .await?;
+    let n: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM passages WHERE {}",
+        scope.eligible()
+    ))
+    .bind(micros(cutoff))
+    .fetch_one(&mut *conn)
+    .await?;
     Ok(n as u64)
 }
 
@@ -113,9 +143,10 @@ pub async fn purge_chunk_standalone(
     conn: &mut SqliteConnection,
     cutoff: DateTime<Utc>,
     max: u32,
+    scope: RetentionScope,
 ) -> Result<RetentionReport, StoreError> {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    match purge_chunk(conn, cutoff, max).await {
+    match purge_chunk(conn, cutoff, max, scope).await {
         Ok(r) => {
             sqlx::query("COMMIT").execute(&mut *conn).await?;
             Ok(r)

@@ -124,6 +124,7 @@ pub(crate) enum Command {
     Retain {
         cutoff: chrono::DateTime<Utc>,
         max: u32,
+        scope: crate::RetentionScope,
         reply: oneshot::Sender<Result<crate::RetentionReport, StoreError>>,
     },
 }
@@ -342,8 +343,16 @@ impl WriterActor {
                         in_transaction!(conn, crate::sync_state::apply(conn, op)),
                     )?;
                 }
-                Command::Retain { cutoff, max, reply } => {
-                    let r = in_transaction!(conn, crate::retention::purge_chunk(conn, cutoff, max));
+                Command::Retain {
+                    cutoff,
+                    max,
+                    scope,
+                    reply,
+                } => {
+                    let r = in_transaction!(
+                        conn,
+                        crate::retention::purge_chunk(conn, cutoff, max, scope)
+                    );
                     answer(reply, r)?;
                 }
             }
@@ -1094,15 +1103,22 @@ impl WriterHandle {
 }
 
 impl WriterHandle {
-    /// Deletes up to `max` synced, non-dead-letter passages last seen
-    /// before `cutoff`, with their sightings, in one transaction between
-    /// group commits. Call it again until it reports nothing removed.
+    /// Deletes up to `max` passages in `scope` (with a sync target, only
+    /// synced, non-dead-letter ones) last seen before `cutoff`, with their
+    /// sightings, in one transaction between group commits. Call it again
+    /// until it reports nothing removed.
     pub async fn retain(
         &self,
         cutoff: chrono::DateTime<Utc>,
         max: u32,
+        scope: crate::RetentionScope,
     ) -> Result<crate::RetentionReport, StoreError> {
-        self.request(|reply| Command::Retain { cutoff, max, reply })
-            .await
+        self.request(|reply| Command::Retain {
+            cutoff,
+            max,
+            scope,
+            reply,
+        })
+        .await
     }
 }

@@ -439,10 +439,7 @@ impl Config {
             }),
             _ => None,
         };
-        let postgres = self.postgres.url.clone().map(|url| PostgresConfig {
-            url,
-            ..PostgresConfig::new("")
-        });
+        let postgres = self.postgres.url.clone().map(|url| PostgresConfig { url });
         Target::from_config(self.sync.target, supabase, postgres)
     }
 

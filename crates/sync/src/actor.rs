@@ -9,9 +9,15 @@
 //! and only those become dead letters. When the backlog is empty the actor
 //! sleeps until the writer commits something, a handle pokes it, or the
 //! poll interval passes.
+//!
+//! Beside that loop, in the same task, a timer recounts the backlog every
+//! `sync.status_interval_ms` and publishes the status and the gauges, so
+//! they stay true while an attempt waits on a target that does not answer.
+//! With no target the actor sends nothing and counts nothing: the local
+//! store is then the only copy, and nothing is pending.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use gatelog_core::Passage;
@@ -150,7 +156,18 @@ impl SyncActor {
                 return Err(e);
             }
         };
-        let result = self.serve(&sink, &shutdown).await;
+        let result = if sink.is_active() {
+            tokio::select! {
+                r = self.serve(&sink, &shutdown) => r,
+                // Runs beside the sends, so the status and the gauges stay
+                // true while an attempt waits on a dead target. It ends
+                // only when the store fails.
+                r = self.keep_status_current() => r,
+            }
+        } else {
+            self.without_target(&shutdown).await;
+            Ok(())
+        };
         sink.close().await;
         if let Err(e) = &result {
             self.record_error(e);
@@ -158,41 +175,50 @@ impl SyncActor {
         result
     }
 
+    /// With no target there is nothing to send and no backlog: the local
+    /// store is the system of record, so nothing is "pending" (and
+    /// retention does not wait for sync). The status says `target: none`
+    /// with zero counts, and the gauges read zero.
+    async fn without_target(&self, shutdown: &CancellationToken) {
+        self.metrics.sync_pending.set(0);
+        self.metrics.sync_dead_letters.set(0);
+        self.metrics.sync_lag_seconds.set(0.0);
+        tracing::info!("sync is off (sync.target = none); the local store is the only copy");
+        shutdown.cancelled().await;
+    }
+
+    /// Recounts the backlog every `sync.status_interval_ms`, whatever a
+    /// send attempt is doing.
+    async fn keep_status_current(&self) -> Result<(), SyncError> {
+        let every = Duration::from_millis(self.config.status_interval_ms.max(1));
+        let mut tick = tokio::time::interval(every);
+        // After a slow count, wait a whole interval rather than catching up.
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.refresh().await?;
+        }
+    }
+
     async fn serve(&self, sink: &Sink, shutdown: &CancellationToken) -> Result<(), SyncError> {
         let mut events = self.store.writer().subscribe();
         let mut backoff = Backoff::new(&self.config);
         let idle = Duration::from_millis(self.config.poll_interval_ms.max(1));
-        let status_every = Duration::from_millis(self.config.status_interval_ms);
-        let mut counted_at: Option<Instant> = None;
         tracing::info!(target_kind = self.target.kind().as_str(), "sync started");
 
         while !shutdown.is_cancelled() {
-            if counted_at.is_none_or(|t| t.elapsed() >= status_every) {
-                self.refresh().await?;
-                counted_at = Some(Instant::now());
-            }
             // Forget wake-ups for commits this read will see anyway.
             while events.try_recv().is_ok() {}
-            let batch = if sink.is_active() {
-                self.store
-                    .sync_pending(self.config.batch_size.max(1))
-                    .await?
-            } else {
-                Vec::new()
-            };
+            let batch = self
+                .store
+                .sync_pending(self.config.batch_size.max(1))
+                .await?;
             if batch.is_empty() {
-                // Recount at most every status interval: the count scans
-                // the backlog, and with sync off the backlog is everything.
-                if counted_at.is_none_or(|t| t.elapsed() >= status_every) {
-                    self.refresh().await?;
-                    counted_at = Some(Instant::now());
-                }
                 tokio::select! {
                     _ = shutdown.cancelled() => {}
                     _ = self.wake.notified() => {}
                     _ = tokio::time::sleep(idle) => {}
-                    // New commits are work only for a target that sends.
-                    _ = events.recv(), if sink.is_active() => {}
+                    _ = events.recv() => {}
                 }
                 continue;
             }
@@ -215,8 +241,6 @@ impl SyncActor {
                     } else {
                         tracing::warn!(error = %message, retry_in_ms = wait.as_millis() as u64, "sync batch failed; will retry");
                     }
-                    self.refresh().await?;
-                    counted_at = Some(Instant::now());
                     tokio::select! {
                         _ = shutdown.cancelled() => {}
                         _ = self.wake.notified() => {}
@@ -274,7 +298,7 @@ impl SyncActor {
                     });
                 }
                 Err(e) => {
-                    tracing::debug!(rows = rows.len(), error = %self.redactor.redact(&e.to_string()), "sync target rejected a batch; splitting it");
+                    tracing::debug!(rows = rows.len(), error = %self.redactor.clean(&e.to_string()), "sync target rejected a batch; splitting it");
                     let (left, right) = rows.split_at(rows.len() / 2);
                     // Left on top, so rows still go oldest first.
                     stack.push(right);
@@ -285,13 +309,21 @@ impl SyncActor {
         Ok(())
     }
 
-    /// Publishes `e` (redacted) as the last error and returns the text.
+    /// Publishes `e` (redacted and cut short) as the last error and
+    /// returns the text.
     fn record_error(&self, e: &SyncError) -> String {
-        let message = self.redactor.redact(&e.to_string());
+        let message = self.redactor.clean(&e.to_string());
         let now = Utc::now();
-        self.status.send_modify(|s| {
+        // A repeat of the same error keeps its first time, so a steady
+        // outage does not change the status (and send it to every
+        // dashboard) on each retry.
+        self.status.send_if_modified(|s| {
+            if s.last_error.as_deref() == Some(message.as_str()) {
+                return false;
+            }
             s.last_error = Some(message.clone());
             s.last_error_at = Some(now);
+            true
         });
         message
     }

@@ -76,6 +76,15 @@ impl SyncError {
     }
 }
 
+/// The most bytes of a target's error text that sync keeps. A target can
+/// answer with any amount of text (a 20 MB JSON `message` was seen), and
+/// that text is stored with dead letters, logged, and published to every
+/// dashboard; the first few hundred bytes say what went wrong.
+pub const ERROR_TEXT_LIMIT: usize = 512;
+
+/// Marks text that was cut.
+const ELLIPSIS: &str = "…";
+
 /// Removes secrets from text before it is logged or shown.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Redactor {
@@ -93,6 +102,14 @@ impl Redactor {
         Self { secrets }
     }
 
+    /// Redacts `text`, then cuts it to at most [`ERROR_TEXT_LIMIT`] bytes
+    /// on a character boundary, ending in `…` when it was cut. Redacting
+    /// first means a secret is removed whole before any cut could leave a
+    /// piece of it behind. Cleaning clean text changes nothing.
+    pub(crate) fn clean(&self, text: &str) -> String {
+        truncate(self.redact(text))
+    }
+
     pub(crate) fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
         for s in &self.secrets {
@@ -102,6 +119,21 @@ impl Redactor {
         }
         out
     }
+}
+
+/// Cuts `text` to at most [`ERROR_TEXT_LIMIT`] bytes, on a character
+/// boundary, marking the cut.
+fn truncate(mut text: String) -> String {
+    if text.len() <= ERROR_TEXT_LIMIT {
+        return text;
+    }
+    let mut end = ERROR_TEXT_LIMIT - ELLIPSIS.len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(ELLIPSIS);
+    text
 }
 
 #[cfg(test)]
@@ -126,5 +158,18 @@ mod tests {
             r.redact("bad key s3cret-key, pw stays"),
             "bad key [redacted], pw stays"
         );
+    }
+
+    #[test]
+    fn clean_text_is_short_redacted_and_whole_characters() {
+        let r = Redactor::new(["s3cret-key".to_string()]);
+        // Multi-byte characters put the cut inside a character.
+        let long = format!("s3cret-key {}", "가".repeat(10_000));
+        let cleaned = r.clean(&long);
+        assert!(cleaned.len() <= ERROR_TEXT_LIMIT, "{}", cleaned.len());
+        assert!(cleaned.starts_with("[redacted] 가"));
+        assert!(cleaned.ends_with(ELLIPSIS));
+        assert_eq!(r.clean(&cleaned), cleaned, "cleaning is idempotent");
+        assert_eq!(r.clean("short"), "short");
     }
 }

@@ -14,7 +14,7 @@ pub struct SyncStatus {
     /// `none`, `supabase` or `postgres`.
     pub target: &'static str,
     /// Passages whose latest version the target has not confirmed, dead
-    /// letters excluded.
+    /// letters excluded. Always 0 with no target: nothing waits for one.
     pub pending: i64,
     /// Whole seconds since the oldest of those changed; 0 when none is
     /// pending.
@@ -24,7 +24,8 @@ pub struct SyncStatus {
     pub last_success_at: Option<DateTime<Utc>>,
     /// The latest failure, redacted; cleared by the next confirmed batch.
     pub last_error: Option<String>,
-    /// When `last_error` happened.
+    /// When `last_error` first happened; a retry that fails the same way
+    /// keeps this time, so the status changes only when something does.
     pub last_error_at: Option<DateTime<Utc>>,
     /// Passages the target refused for good; list them with
     /// [`Store::dead_letters`], retry them with [`crate::retry_dead_letters`].
@@ -47,9 +48,12 @@ impl SyncStatus {
     /// Reads the backlog straight from the store, for `gatelog sync
     /// status` run beside (or without) a serving process. Only the actor
     /// knows `last_success_at` and `last_error`, so they are empty here.
+    /// With no target nothing is pending, so nothing is counted.
     pub async fn from_store(store: &Store, target: TargetKind) -> Result<Self, SyncError> {
         let mut s = Self::new(target);
-        s.apply_backlog(&store.sync_backlog().await?, Utc::now());
+        if target != TargetKind::None {
+            s.apply_backlog(&store.sync_backlog().await?, Utc::now());
+        }
         Ok(s)
     }
 

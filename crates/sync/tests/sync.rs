@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
@@ -379,4 +380,280 @@ async fn central_migration_is_idempotent_and_locked_down() {
         .await
         .unwrap();
     assert_eq!(deleted, 0);
+}
+
+/// Which site reaches the centre first with the shared id.
+#[derive(Clone, Copy)]
+enum First {
+    A,
+    B,
+}
+
+/// The central row for `id`: (site_id, container_owner, version).
+async fn central_row(db: &TestDb, id: uuid::Uuid) -> (String, String, i64) {
+    sqlx::query_as(
+        "SELECT site_id, container_owner, version FROM container_logs WHERE id = $1::uuid",
+    )
+    .bind(id.to_string())
+    .fetch_one(&db.pool)
+    .await
+    .unwrap()
+}
+
+/// Two sites hold a passage with the same id and different content. The
+/// first to sync keeps its central row; the second is refused by the
+/// centre, keeps its passage locally as a dead letter, and does not count
+/// it as synced. Site B's copy carries a higher version, so in one order
+/// the old upsert would have overwritten A's row, and in the other it
+/// would have skipped A's row silently and marked it synced.
+async fn same_id_from_two_sites(via: Via, first: First) {
+    init_log();
+    let Some(central) = Central::new(via).await else {
+        return;
+    };
+    let a = Local::open_site("site-a").await;
+    let b = Local::open_site("site-b").await;
+    a.store
+        .writer()
+        .write(vec![read("AAAU1234565", at(0))])
+        .await
+        .unwrap();
+    let ours = a.store.recent(1).await.unwrap().remove(0);
+    let theirs = gatelog_core::Passage {
+        site_id: "site-b".into(),
+        container: "BBBU7654321".into(),
+        container_owner: "BBBU".into(),
+        container_number: "765432".into(),
+        version: 3,
+        ..ours.clone()
+    };
+    b.store.writer().import(vec![theirs.clone()]).await.unwrap();
+    // Ordinary passages beside it still go through.
+    b.ingest("OKAU", 10, 5).await;
+
+    let (winner, loser, winner_row, loser_site) = match first {
+        First::A => (
+            &a,
+            &b,
+            (ours.site_id.clone(), "AAAU".to_string(), 1),
+            "site-b",
+        ),
+        First::B => (
+            &b,
+            &a,
+            (theirs.site_id.clone(), "BBBU".to_string(), 3),
+            "site-a",
+        ),
+    };
+    let running = Running::start(winner, fast_config(), central.target());
+    drained(winner, 20).await;
+    running.stop().await;
+    assert_eq!(central_row(&central.db, ours.id).await, winner_row);
+
+    let running = Running::start(loser, fast_config(), central.target());
+    let store = loser.store.clone();
+    wait_for(20, "one dead letter and an empty backlog", || {
+        let store = store.clone();
+        async move {
+            let b = store.sync_backlog().await.unwrap();
+            b.pending == 0 && b.dead_letters == 1
+        }
+    })
+    .await;
+    assert_eq!(
+        central_row(&central.db, ours.id).await,
+        winner_row,
+        "the first site's central row is untouched"
+    );
+    assert_eq!(central.db.count().await, 6, "the other passages arrived");
+    let dead = loser.store.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].passage.id, ours.id);
+    assert_eq!(dead[0].passage.site_id, loser_site);
+    assert!(
+        dead[0].reason.contains("23000"),
+        "reason: {}",
+        dead[0].reason
+    );
+    let s = status_until(&running.handle, 20, "the dead letter", |s| {
+        s.dead_letters == 1
+    })
+    .await;
+    assert_eq!(s.pending, 0);
+    let metrics = loser.metrics.clone();
+    wait_for(10, "the dead-letter gauge", || {
+        let metrics = metrics.clone();
+        async move { metrics.sync_dead_letters.get() == 1 }
+    })
+    .await;
+    assert_eq!(
+        loser
+            .metrics
+            .sync_batches_total
+            .with_label_values(&["retry"])
+            .get(),
+        0,
+        "a refusal is not retried"
+    );
+    running.stop().await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_same_id_from_another_site_is_a_dead_letter() {
+    same_id_from_two_sites(Via::Direct, First::A).await;
+    same_id_from_two_sites(Via::Direct, First::B).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_same_id_from_another_site_is_a_dead_letter() {
+    same_id_from_two_sites(Via::Rest, First::A).await;
+    same_id_from_two_sites(Via::Rest, First::B).await;
+}
+
+/// The path to the target is refused mid-stream (the target's host is up,
+/// its service down). With a request timeout far longer than the test,
+/// each attempt must still end at once with a connection-refused error:
+/// several attempts end, the status shows the new backlog and the error
+/// while the outage lasts, and everything arrives once the path is back.
+async fn refused_path(via: Via) {
+    init_log();
+    let Some(central) = Central::new(via).await else {
+        return;
+    };
+    let local = Local::open().await;
+    local.ingest("RFSU", 0, 100).await;
+    let config = SyncConfig {
+        request_timeout_ms: 3_600_000,
+        ..fast_config()
+    };
+    let running = Running::start(&local, config, central.target());
+    drained(&local, 20).await;
+    assert_eq!(central.db.count().await, 100);
+
+    central.proxy.refuse();
+    local.ingest("RFSU", 100, 50).await;
+    let s = status_until(&running.handle, 20, "the backlog and the error", |s| {
+        s.pending == 50
+            && s.last_error
+                .as_deref()
+                .is_some_and(|e| e.to_lowercase().contains("connection refused"))
+    })
+    .await;
+    assert!(
+        s.last_error
+            .as_deref()
+            .unwrap()
+            .starts_with("cannot reach the sync target"),
+        "{:?}",
+        s.last_error
+    );
+    // More than one attempt ended, none of them by the (hour-long) timeout.
+    let metrics = local.metrics.clone();
+    wait_for(30, "several refused attempts", || {
+        let metrics = metrics.clone();
+        async move { metrics.sync_retries_total.get() >= 3 }
+    })
+    .await;
+    let s = running.handle.status().borrow().clone();
+    assert!(
+        !s.last_error.as_deref().unwrap().contains("did not answer"),
+        "{:?}",
+        s.last_error
+    );
+    assert_eq!(local.metrics.sync_pending.get(), 50);
+    assert_eq!(
+        central.db.count().await,
+        100,
+        "nothing arrives while refused"
+    );
+
+    central.proxy.restore();
+    running.handle.wake();
+    drained(&local, 30).await;
+    assert_central_equals_local(&central, &local).await;
+    let s = status_until(&running.handle, 20, "a clean status", |s| {
+        s.pending == 0 && s.last_error.is_none()
+    })
+    .await;
+    assert!(s.last_success_at.is_some());
+    running.stop().await;
+    local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_refused_path_fails_at_once_and_shows_the_outage() {
+    refused_path(Via::Direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_refused_path_fails_at_once_and_shows_the_outage() {
+    refused_path(Via::Rest).await;
+}
+
+/// The target takes the connection and never answers, and the request
+/// timeout is an hour. While that one attempt hangs, the status and the
+/// gauges are still recounted from the store on their own timer: new
+/// passages show as pending, and the age of the oldest one grows.
+async fn status_while_an_attempt_hangs(target: impl FnOnce(SocketAddr) -> Target) {
+    init_log();
+    let hole = Unanswering::start().await;
+    let local = Local::open().await;
+    let config = SyncConfig {
+        request_timeout_ms: 3_600_000,
+        ..fast_config()
+    };
+    let running = Running::start(&local, config, target(hole.addr));
+    local.ingest("HNGU", 0, 10).await;
+    let accepted = hole.accepted.clone();
+    wait_for(20, "the attempt to connect", || {
+        let accepted = accepted.clone();
+        async move { accepted.load(std::sync::atomic::Ordering::SeqCst) >= 1 }
+    })
+    .await;
+
+    local.ingest("HNGU", 10, 15).await;
+    status_until(&running.handle, 20, "the new backlog and its age", |s| {
+        s.pending == 25 && s.oldest_pending_age_secs >= 2
+    })
+    .await;
+    let metrics = local.metrics.clone();
+    wait_for(20, "the gauges", || {
+        let metrics = metrics.clone();
+        async move { metrics.sync_pending.get() == 25 && metrics.sync_lag_seconds.get() >= 2.0 }
+    })
+    .await;
+    assert_eq!(
+        local.metrics.sync_retries_total.get(),
+        0,
+        "the first attempt is still waiting"
+    );
+    assert_eq!(
+        hole.accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one attempt, one connection"
+    );
+    // Shutdown does not wait out the hung attempt's hour; abandon it.
+    running.task.abort();
+    local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_status_is_recounted_while_an_attempt_hangs() {
+    status_while_an_attempt_hangs(|addr| {
+        Target::Postgres(PostgresConfig::new(format!("postgres://postgres@{addr}/x")))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_status_is_recounted_while_an_attempt_hangs() {
+    status_while_an_attempt_hangs(|addr| {
+        Target::Supabase(SupabaseConfig {
+            rest_path: String::new(),
+            ..SupabaseConfig::new(format!("http://{addr}"), service_key())
+        })
+    })
+    .await;
 }

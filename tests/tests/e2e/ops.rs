@@ -93,11 +93,25 @@ async fn owners_left(db: &Path) -> (Vec<String>, i64) {
     (owners, sightings)
 }
 
+/// `gatelog <args>` with a config file naming a sync target (never
+/// contacted by `retention`), so that retention keeps what the target has
+/// not confirmed.
+async fn gatelog_with_target(db: &Path, args: &[&str]) -> std::process::Output {
+    let file = db.parent().unwrap().join("with-target.toml");
+    std::fs::write(
+        &file,
+        "[sync]\ntarget = \"postgres\"\n[postgres]\nurl = \"postgres://gatelog@127.0.0.1:1/central\"\n",
+    )
+    .unwrap();
+    let mut all = vec!["--config", file.to_str().unwrap()];
+    all.extend_from_slice(args);
+    gatelog(db, &all).await
+}
+
 #[tokio::test]
 async fn retention_deletes_old_synced_passages_and_keeps_unsynced_and_dead_letters() {
     let (_dir, db) = seed_retention().await;
-    let db_str = db.to_str().unwrap();
-    let _ = db_str;
+    let gatelog = gatelog_with_target;
 
     let out = gatelog(&db, &["retention", "--days", "30", "--dry-run"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -133,9 +147,41 @@ async fn retention_deletes_old_synced_passages_and_keeps_unsynced_and_dead_lette
     assert!(!out.status.success());
 }
 
+/// With `sync.target = none` nothing is ever confirmed, and the local
+/// store is the system of record: every passage older than the cutoff
+/// goes, whatever its sync state, and the recent one stays.
+#[tokio::test]
+async fn retention_without_a_target_deletes_every_old_passage() {
+    let (_dir, db) = seed_retention().await;
+    let out = gatelog(&db, &["retention", "--days", "30", "--dry-run"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("3 passages (sync.target is none)"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = gatelog(&db, &["retention", "--days", "30"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("removed 3 passages and 6 sightings"),
+        "{}",
+        text(&out.stdout)
+    );
+    let (owners, sightings) = owners_left(&db).await;
+    assert_eq!(owners, ["HLXU"]);
+    assert_eq!(sightings, 2);
+
+    // Nothing is pending without a target, so the status shows no backlog.
+    let out = gatelog(&db, &["sync", "status"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let status: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(status["target"], "none");
+    assert_eq!(status["pending"], 0, "{status}");
+}
+
 #[tokio::test]
 async fn retention_through_the_running_writer_keeps_unsynced_passages() {
-    use gatelog_local_store::Store;
+    use gatelog_local_store::{RetentionScope, Store};
     let (_dir, db) = seed_retention().await;
     let mut config = gatelog_tests::test_config(db.parent().unwrap());
     config.store.path = db.clone();
@@ -157,7 +203,12 @@ async fn retention_through_the_running_writer_keeps_unsynced_passages() {
     // One passage per chunk, as the serve loop calls it until nothing is left.
     let mut removed = Vec::new();
     loop {
-        let r = opened.store.writer().retain(cutoff, 1).await.unwrap();
+        let r = opened
+            .store
+            .writer()
+            .retain(cutoff, 1, RetentionScope::SyncedOnly)
+            .await
+            .unwrap();
         if r.passages == 0 {
             break;
         }
@@ -169,7 +220,11 @@ async fn retention_through_the_running_writer_keeps_unsynced_passages() {
     let r = opened
         .store
         .writer()
-        .retain(Utc::now() + chrono::Duration::days(1), 100)
+        .retain(
+            Utc::now() + chrono::Duration::days(1),
+            100,
+            RetentionScope::SyncedOnly,
+        )
         .await
         .unwrap();
     assert_eq!(r.passages, 1, "only the recent synced passage goes");

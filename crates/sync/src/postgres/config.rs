@@ -11,14 +11,6 @@ pub struct PostgresConfig {
     /// secret as a whole; `Debug` prints `[REDACTED]`.
     #[serde(serialize_with = "redacted")]
     pub url: SecretString,
-    /// Connections in the pool. Sync keeps one batch in flight, so one is
-    /// used at a time; a second lets a broken one be replaced at once.
-    #[serde(default = "default_max_connections")]
-    pub max_connections: u32,
-}
-
-fn default_max_connections() -> u32 {
-    2
 }
 
 fn redacted<S: serde::Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
@@ -29,7 +21,6 @@ impl PostgresConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: SecretString::from(url.into()),
-            max_connections: default_max_connections(),
         }
     }
 

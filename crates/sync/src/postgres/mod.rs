@@ -3,8 +3,10 @@
 //!
 //! Each batch is one transaction holding one `INSERT … SELECT FROM UNNEST
 //! (…) ON CONFLICT (id) DO UPDATE … WHERE container_logs.version <
-//! excluded.version`: a retried batch changes nothing, and an older state
-//! never overwrites a newer one. Binding one array per column keeps the
+//! excluded.version OR … site_id differs`: a retried batch changes
+//! nothing, an older state never overwrites a newer one, and a row that
+//! another site owns reaches the central trigger that refuses it (so it
+//! becomes a dead letter here instead of counting as confirmed). Binding one array per column keeps the
 //! statement the same size whatever the batch size, which PostgreSQL
 //! parses faster than thousands of scalar parameters.
 //!

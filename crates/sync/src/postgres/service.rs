@@ -1,75 +1,101 @@
 //! Sends batches over a pooled connection and classifies the errors.
 
 use std::str::FromStr;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use gatelog_core::Passage;
 use secrecy::ExposeSecret;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Connection};
+use tokio::sync::Mutex;
 
 use super::PostgresConfig;
+use crate::error::Redactor;
 use crate::row::COLUMNS;
 use crate::{SyncConfig, SyncError};
 
+/// One connection, not a pool. Sync keeps one batch in flight, so one
+/// connection is all it uses; and sqlx's pool retries a refused connect
+/// until its acquire timeout, which would make an attempt against a target
+/// that is down wait out the whole request timeout instead of failing at
+/// once. Connecting by hand fails as fast as the network says no.
 pub(crate) struct PostgresService {
     options: PgConnectOptions,
-    max_connections: u32,
     timeout: Duration,
-    /// Replaced after a timeout: a connection abandoned mid-reply cannot be
-    /// trusted, and a fresh pool is the simplest way to drop it.
-    pool: Mutex<PgPool>,
+    /// The open connection, if any. Opened on first use; dropped after a
+    /// timeout or a connection-level error, since a connection abandoned
+    /// mid-reply cannot be trusted, and opened again by the next attempt.
+    conn: Mutex<Option<PgConnection>>,
     /// The statement, built once.
     upsert: String,
+    /// Applied to the database's error text before it leaves this module.
+    redactor: Redactor,
 }
 
 impl PostgresService {
     pub(crate) fn new(config: &PostgresConfig, sync: &SyncConfig) -> Result<Self, SyncError> {
         config.validate()?;
-        let options = connect_options(config)?;
-        let timeout = sync.request_timeout();
-        let pool = Mutex::new(pool(&options, config.max_connections, timeout));
         Ok(Self {
-            options,
-            max_connections: config.max_connections,
-            timeout,
-            pool,
+            options: connect_options(config)?,
+            timeout: sync.request_timeout(),
+            conn: Mutex::new(None),
             upsert: upsert_sql(),
+            redactor: crate::Target::Postgres(config.clone()).redactor(),
         })
     }
 
-    fn pool(&self) -> PgPool {
-        self.pool.lock().expect("pool lock").clone()
-    }
-
     /// Upserts `rows` in one transaction; Ok only after COMMIT succeeded.
+    /// The whole attempt, connecting included, is bounded by the request
+    /// timeout; a refused connection ends it at once.
     pub(crate) async fn send(&self, rows: &[Passage]) -> Result<(), SyncError> {
-        let pool = self.pool();
-        let work = async {
-            let mut tx = pool.begin().await?;
-            bind_rows(sqlx::query(&self.upsert).persistent(false), rows)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await
-        };
-        match tokio::time::timeout(self.timeout, work).await {
-            Ok(r) => r.map_err(classify),
+        let mut slot = self.conn.lock().await;
+        let result = tokio::time::timeout(self.timeout, self.upsert(&mut slot, rows)).await;
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                // A database error leaves the connection usable (the
+                // transaction was rolled back); anything else means the
+                // connection is gone or unreliable.
+                if !matches!(e, sqlx::Error::Database(_)) {
+                    *slot = None;
+                }
+                Err(classify(e, &self.redactor))
+            }
             Err(_) => {
-                let old = std::mem::replace(
-                    &mut *self.pool.lock().expect("pool lock"),
-                    self::pool(&self.options, self.max_connections, self.timeout),
-                );
-                // Closing waits for checked-out connections; the abandoned
-                // one was dropped with the future above.
-                tokio::spawn(async move { old.close().await });
+                *slot = None;
                 Err(SyncError::Timeout(self.timeout.as_millis() as u64))
             }
         }
     }
 
+    async fn upsert(
+        &self,
+        slot: &mut Option<PgConnection>,
+        rows: &[Passage],
+    ) -> Result<(), sqlx::Error> {
+        // A connection kept from an earlier batch may have been closed by
+        // the server or a pooler meanwhile; a ping finds out before the
+        // batch is blamed for it, as a pool's test before acquire would.
+        if let Some(conn) = slot.as_mut() {
+            if conn.ping().await.is_err() {
+                *slot = None;
+            }
+        }
+        let conn = match slot {
+            Some(conn) => conn,
+            None => slot.insert(self.options.connect().await?),
+        };
+        let mut tx = conn.begin().await?;
+        bind_rows(sqlx::query(&self.upsert).persistent(false), rows)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
     pub(crate) async fn close(&self) {
-        self.pool().close().await;
+        if let Some(conn) = self.conn.lock().await.take() {
+            let _ = conn.close().await;
+        }
     }
 }
 
@@ -87,14 +113,12 @@ pub(crate) fn connect_options(config: &PostgresConfig) -> Result<PgConnectOption
     Ok(options)
 }
 
-fn pool(options: &PgConnectOptions, max: u32, timeout: Duration) -> PgPool {
-    PgPoolOptions::new()
-        .max_connections(max.max(1))
-        .acquire_timeout(timeout)
-        // Connect when first needed: the target may well be down at start.
-        .connect_lazy_with(options.clone())
-}
-
+/// The upsert. Its `WHERE` skips a row whose stored version is as new,
+/// which makes retries harmless. A row from another site must not be
+/// skipped that way: a skipped row counts as confirmed, so the sending site
+/// would mark a passage synced that the centre never took. The second
+/// condition lets such a row reach the central trigger
+/// `container_logs_guard_site`, which refuses it with SQLSTATE 23000.
 fn upsert_sql() -> String {
     let cols = COLUMNS.join(", ");
     let updates = COLUMNS
@@ -111,7 +135,8 @@ fn upsert_sql() -> String {
            $12::float8[], $13::int8[], $14::text[]::timestamptz[], $15::text[]::timestamptz[], \
            $16::text[]::timestamptz[], $17::int8[]) \
          ON CONFLICT (id) DO UPDATE SET {updates} \
-         WHERE container_logs.version < excluded.version"
+         WHERE container_logs.version < excluded.version \
+            OR container_logs.site_id IS DISTINCT FROM excluded.site_id"
     )
 }
 
@@ -158,12 +183,14 @@ fn bind_rows<'q>(q: Query<'q>, rows: &[Passage]) -> Query<'q> {
 /// (integrity constraint) are about the rows; 08, 40, 53, 55, 57 and 58
 /// (connection, rollback, resources, lock, shutdown, system) are
 /// transient; any other database error (a missing table or column, a
-/// privilege) concerns the request as a whole.
-pub(crate) fn classify(e: sqlx::Error) -> SyncError {
+/// privilege) concerns the request as a whole. The database's text is
+/// redacted and cut to [`crate::error::ERROR_TEXT_LIMIT`] here, before any
+/// caller can store, log or publish it.
+pub(crate) fn classify(e: sqlx::Error, redactor: &Redactor) -> SyncError {
     match e {
         sqlx::Error::Database(db) => {
             let code = db.code().map(|c| c.to_string()).unwrap_or_default();
-            let text = format!("SQLSTATE {code}: {}", db.message());
+            let text = redactor.clean(&format!("SQLSTATE {code}: {}", db.message()));
             match code.get(..2) {
                 Some("22" | "23") => SyncError::Rejected(text),
                 Some("08" | "40" | "53" | "55" | "57" | "58") => SyncError::Unavailable(text),
@@ -173,9 +200,6 @@ pub(crate) fn classify(e: sqlx::Error) -> SyncError {
         sqlx::Error::Configuration(_) => {
             SyncError::Config("postgres.url (DATABASE_URL) is invalid".into())
         }
-        sqlx::Error::PoolTimedOut => {
-            SyncError::Unreachable("no connection to the target within the timeout".into())
-        }
-        other => SyncError::Unreachable(other.to_string()),
+        other => SyncError::Unreachable(redactor.clean(&other.to_string())),
     }
 }

@@ -6,11 +6,14 @@ use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 
 use super::SupabaseConfig;
+use crate::error::Redactor;
 use crate::row::CentralRow;
 use crate::{SyncConfig, SyncError};
 
-/// How much of an error body is kept for the message.
-const ERROR_BODY_LIMIT: usize = 512;
+/// How much of an error body is read. PostgREST's error objects are a few
+/// hundred bytes; a body beyond this is not read further (the connection
+/// is dropped instead), so a target cannot make sync hold megabytes.
+const ERROR_BODY_READ_LIMIT: usize = 64 * 1024;
 
 pub(crate) struct SupabaseService {
     /// Carries the timeouts and the key headers (marked sensitive, so they
@@ -18,6 +21,8 @@ pub(crate) struct SupabaseService {
     client: reqwest::Client,
     endpoint: String,
     timeout_ms: u64,
+    /// Applied to every error text before it leaves this module.
+    redactor: Redactor,
 }
 
 impl SupabaseService {
@@ -51,6 +56,7 @@ impl SupabaseService {
             client,
             endpoint: config.endpoint(),
             timeout_ms: sync.request_timeout_ms,
+            redactor: crate::Target::Supabase(config.clone()).redactor(),
         })
     }
 
@@ -69,11 +75,15 @@ impl SupabaseService {
         if status.is_success() {
             return Ok(());
         }
-        let text = match response.text().await {
-            Ok(t) => t,
+        let body = match read_prefix(response, ERROR_BODY_READ_LIMIT).await {
+            Ok(b) => b,
             Err(e) => return Err(self.transport(e)),
         };
-        Err(classify(status, &text))
+        Err(classify(
+            status,
+            &String::from_utf8_lossy(&body),
+            &self.redactor,
+        ))
     }
 
     fn transport(&self, e: reqwest::Error) -> SyncError {
@@ -82,9 +92,27 @@ impl SupabaseService {
         } else {
             // Without the URL: it is known from config, and errors shown to
             // operators should not depend on what it contains.
-            SyncError::Unreachable(error_chain(&e.without_url()))
+            SyncError::Unreachable(self.redactor.clean(&error_chain(&e.without_url())))
         }
     }
+}
+
+/// The first `limit` bytes of a response body (all of it when shorter).
+async fn read_prefix(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while body.len() < limit {
+        match response.chunk().await? {
+            Some(chunk) => {
+                let room = limit - body.len();
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            None => break,
+        }
+    }
+    Ok(body)
 }
 
 /// The error and its sources, which is where reqwest keeps the useful part
@@ -107,22 +135,24 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 ///   concern the request as a whole (key, table, columns): misconfigured.
 /// - Any other 4xx (a PostgreSQL data or constraint error, 409, 413) is
 ///   about the rows: rejected, so the batch is split.
-pub(crate) fn classify(status: StatusCode, body: &str) -> SyncError {
-    let code = serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_string));
-    let message = serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            v.get("message")
-                .and_then(|c| c.as_str())
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| body.chars().take(ERROR_BODY_LIMIT).collect());
+///
+/// The text is redacted and cut to [`crate::error::ERROR_TEXT_LIMIT`]
+/// here, JSON `message` included, before any caller can store, log or
+/// publish it.
+pub(crate) fn classify(status: StatusCode, body: &str, redactor: &Redactor) -> SyncError {
+    let json = serde_json::from_str::<serde_json::Value>(body).ok();
+    let field = |name: &str| {
+        json.as_ref()
+            .and_then(|v| v.get(name))
+            .and_then(|c| c.as_str())
+    };
+    let code = field("code").map(|c| redactor.clean(c));
+    let message = field("message").unwrap_or(body);
     let text = match &code {
         Some(c) => format!("HTTP {} ({c}): {message}", status.as_u16()),
         None => format!("HTTP {}: {message}", status.as_u16()),
     };
+    let text = redactor.clean(&text);
     let n = status.as_u16();
     if n == 408 || n == 429 || status.is_server_error() {
         return SyncError::Unavailable(text);
@@ -146,7 +176,9 @@ mod tests {
 
     #[test]
     fn answers_are_classified() {
-        let c = |s: u16, b: &str| classify(StatusCode::from_u16(s).unwrap(), b).class();
+        let c = |s: u16, b: &str| {
+            classify(StatusCode::from_u16(s).unwrap(), b, &Redactor::default()).class()
+        };
         assert_eq!(c(503, ""), ErrorClass::Transient);
         assert_eq!(c(429, ""), ErrorClass::Transient);
         assert_eq!(
@@ -162,5 +194,21 @@ mod tests {
             ErrorClass::Rejected
         );
         assert_eq!(c(409, r#"{"code":"23505"}"#), ErrorClass::Rejected);
+    }
+
+    #[test]
+    fn a_huge_json_message_is_cut_and_redacted() {
+        let redactor = Redactor::new(["the-service-key".to_string()]);
+        let body = serde_json::json!({
+            "code": "PGRST301",
+            "message": format!("bad key the-service-key {}", "x".repeat(1 << 20)),
+        })
+        .to_string();
+        let e = classify(StatusCode::UNAUTHORIZED, &body, &redactor);
+        let text = e.to_string();
+        assert_eq!(e.class(), ErrorClass::Misconfigured);
+        assert!(text.len() < 600, "{} bytes", text.len());
+        assert!(text.contains("HTTP 401 (PGRST301): bad key [redacted] xxx"));
+        assert!(!text.contains("the-service-key"));
     }
 }

@@ -153,13 +153,18 @@ pub struct Local {
 
 impl Local {
     pub async fn open() -> Self {
+        Self::open_site("site-1").await
+    }
+
+    /// A store whose passages carry `site_id`.
+    pub async fn open_site(site_id: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = StoreConfig {
             path: dir.path().join("gatelog.db"),
             ..StoreConfig::default()
         };
         let metrics = Metrics::new();
-        let opened = Store::open(&config, &DedupConfig::default(), "site-1", metrics.clone())
+        let opened = Store::open(&config, &DedupConfig::default(), site_id, metrics.clone())
             .await
             .expect("store opens");
         let shutdown = CancellationToken::new();
@@ -283,6 +288,32 @@ where
     }
 }
 
+/// Waits until the actor's published status satisfies `f`, and returns
+/// it; panics with `what` after `secs`.
+pub async fn status_until(
+    handle: &SyncHandle,
+    secs: u64,
+    what: &str,
+    f: impl FnMut(&gatelog_sync::SyncStatus) -> bool,
+) -> gatelog_sync::SyncStatus {
+    let mut status = handle.status();
+    let found = tokio::time::timeout(Duration::from_secs(secs), async {
+        status
+            .wait_for(f)
+            .await
+            .expect("the actor is alive")
+            .clone()
+    })
+    .await;
+    match found {
+        Ok(s) => s,
+        Err(_) => panic!(
+            "timed out waiting for {what}; status: {:?}",
+            *handle.status().borrow()
+        ),
+    }
+}
+
 /// Waits until the local backlog is empty.
 pub async fn drained(local: &Local, secs: u64) {
     let store = local.store.clone();
@@ -297,15 +328,23 @@ pub async fn drained(local: &Local, secs: u64) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProxyMode {
     Forward,
-    /// Existing connections are closed and new ones are refused.
+    /// Existing connections are closed and new ones are accepted and closed
+    /// at once.
     Cut,
+    /// Existing connections are closed and the listening socket too, so a
+    /// new connection is refused by the operating system, as when the
+    /// target's host is up but its service is down.
+    Refuse,
 }
 
-/// A TCP proxy in front of a service, which the test can cut, restore, or
-/// arm to swallow the reply to one request.
+/// A TCP proxy in front of a service, which the test can cut, make refuse
+/// connections, restore, or arm to swallow the reply to one request.
 pub struct Proxy {
     pub addr: SocketAddr,
     mode: Arc<Mutex<ProxyMode>>,
+    /// Poked on every change of mode, so the accept loop can close or
+    /// reopen its socket.
+    changed: Arc<tokio::sync::Notify>,
     /// Bumped by every cut; connections from an older epoch close.
     epoch: Arc<AtomicU64>,
     /// When set, the next connection whose client sends this pattern has
@@ -323,22 +362,39 @@ impl Proxy {
         let proxy = Self {
             addr,
             mode: Arc::new(Mutex::new(ProxyMode::Forward)),
+            changed: Arc::new(tokio::sync::Notify::new()),
             epoch: Arc::new(AtomicU64::new(0)),
             stall_on: Arc::new(Mutex::new(None)),
             stalled: Arc::new(AtomicBool::new(false)),
         };
-        let (mode, epoch, stall_on, stalled) = (
+        let (mode, changed, epoch, stall_on, stalled) = (
             proxy.mode.clone(),
+            proxy.changed.clone(),
             proxy.epoch.clone(),
             proxy.stall_on.clone(),
             proxy.stalled.clone(),
         );
         tokio::spawn(async move {
+            let mut listener = Some(listener);
             loop {
-                let Ok((client, _)) = listener.accept().await else {
+                let current = *mode.lock().unwrap();
+                if current == ProxyMode::Refuse {
+                    // Closing the socket makes the kernel refuse connects.
+                    listener = None;
+                    changed.notified().await;
                     continue;
+                }
+                let l = match &listener {
+                    Some(l) => l,
+                    None => {
+                        listener.insert(TcpListener::bind(addr).await.expect("rebind the proxy"))
+                    }
                 };
-                if *mode.lock().unwrap() == ProxyMode::Cut {
+                let client = tokio::select! {
+                    r = l.accept() => match r { Ok((c, _)) => c, Err(_) => continue },
+                    _ = changed.notified() => continue,
+                };
+                if *mode.lock().unwrap() != ProxyMode::Forward {
                     drop(client);
                     continue;
                 }
@@ -355,13 +411,24 @@ impl Proxy {
         proxy
     }
 
+    fn set(&self, mode: ProxyMode) {
+        *self.mode.lock().unwrap() = mode;
+        if mode != ProxyMode::Forward {
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+        }
+        self.changed.notify_one();
+    }
+
     pub fn cut(&self) {
-        *self.mode.lock().unwrap() = ProxyMode::Cut;
-        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.set(ProxyMode::Cut);
+    }
+
+    pub fn refuse(&self) {
+        self.set(ProxyMode::Refuse);
     }
 
     pub fn restore(&self) {
-        *self.mode.lock().unwrap() = ProxyMode::Forward;
+        self.set(ProxyMode::Forward);
     }
 
     pub fn stall_reply_after(&self, pattern: &[u8]) {
@@ -533,4 +600,49 @@ impl Drop for Postrust {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
     }
+}
+
+/// A TCP server that accepts connections, reads what it is sent and never
+/// answers: a target whose host takes the connection but whose service
+/// hangs.
+pub struct Unanswering {
+    pub addr: SocketAddr,
+    /// Connections accepted so far.
+    pub accepted: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Unanswering {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let count = accepted.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {}
+                });
+            }
+        });
+        Self {
+            addr,
+            accepted,
+            task,
+        }
+    }
+}
+
+impl Drop for Unanswering {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An address where nothing listens, so a connect is refused at once.
+pub fn refusing_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
 }
