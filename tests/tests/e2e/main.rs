@@ -8,6 +8,7 @@
 mod api;
 mod browser;
 mod dashboard;
+mod eval;
 mod metrics;
 mod ops;
 mod reads;
