@@ -693,7 +693,14 @@ pub fn spawn_demo(
                     let (client, url, key) = (client.clone(), url.clone(), key.clone());
                     // A poisoned lock only costs the image.
                     let crop = crops.lock().ok().map(|mut c| c.write(&seen));
+                    let video = body
+                        .get("camera_id")
+                        .and_then(Value::as_str)
+                        .map(|c| format!("rtsp://{c}/stream"));
                     async move {
+                        if let Some(video) = video {
+                            body.insert("source_video".into(), Value::String(video));
+                        }
                         match crop {
                             Some(Ok(reference)) => {
                                 body.insert("cropped_image_ref".into(), Value::String(reference));
