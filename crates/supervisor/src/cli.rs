@@ -47,8 +47,12 @@ pub enum Command {
     Restore(crate::ops::backup::RestoreArgs),
     /// Write passages as CSV or JSON Lines, with the API's filters.
     Export(Box<crate::ops::export::ExportArgs>),
-    /// Post a realistic simulated camera feed to a running server.
+    /// Post a realistic simulated camera feed to a running server, or
+    /// write one with the truth beside each read (--labelled FILE).
     Simulate(crate::ops::simulate::SimulateArgs),
+    /// Replay a labelled stream through gatelog's rules in a temporary
+    /// store and print how well they did, as one JSON object.
+    Eval(crate::ops::eval::EvalArgs),
     /// Measure gatelog on this machine; see BENCHMARKS.md.
     Bench {
         #[command(subcommand)]

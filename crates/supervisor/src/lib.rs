@@ -12,12 +12,13 @@
 //! - [`supervise`]: running one actor with restarts.
 //! - [`serve`]: `gatelog serve`, wiring every component together.
 //! - [`sync_cmd`]: `gatelog sync status|retry` and `migrate --central`.
-//! - [`feed`]: a realistic simulated camera feed, for `--demo`.
+//! - [`feed`]: the simulated gate, for `--demo`, `simulate` and `eval`'s
+//!   labelled streams.
 //! - [`mod@bench`]: `gatelog bench`, the measurements in BENCHMARKS.md.
 //! - [`bench_ws`]: `gatelog bench ws`, live feed latency and memory.
 //! - [`nofile`]: raising the open-file limit, which bounds connections.
 //! - [`ops`]: the operator commands `retention`, `backup`, `restore`,
-//!   `export` and `simulate`, and their progress display.
+//!   `export`, `simulate` and `eval`, and their progress display.
 
 pub mod bench;
 pub mod bench_ws;

@@ -11,7 +11,13 @@ fn main() -> ExitCode {
     // Values in .env reach the environment before the config is read.
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
-    init_tracing();
+    // eval's output is its report; the server it starts inside need not
+    // narrate, nor warn that it runs without keys on loopback.
+    init_tracing(if matches!(cli.command, Command::Eval(_)) {
+        "error"
+    } else {
+        "info"
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -62,14 +68,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(args) => ops::backup::backup(&config, &args).await,
         Command::Restore(args) => ops::backup::restore(&config, &args).await,
         Command::Export(args) => ops::export::run(&config, &args).await,
+        Command::Eval(args) => ops::eval::run(config, &args).await,
         Command::Bench { .. } | Command::Simulate(_) => unreachable!("handled above"),
     }
 }
 
-/// Logs go to stderr; `RUST_LOG` filters them (default `info`).
-fn init_tracing() {
+/// Logs go to stderr; `RUST_LOG` filters them (default `default`).
+fn init_tracing(default: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use gatelog_api::{build_server, AppState};
-use gatelog_core::Read;
 use gatelog_local_store::Store;
 use gatelog_metrics::Metrics;
 use gatelog_sync::SyncActor;
@@ -14,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::feed::{self, FeedConfig};
+use crate::feed;
 use crate::supervise::supervise;
 
 /// Options of `serve` that are not configuration.
@@ -86,8 +85,16 @@ pub struct Application {
 
 impl Application {
     /// Opens the store, binds `server.bind` and starts every actor.
-    pub async fn build(config: Config, options: ServeOptions) -> anyhow::Result<Self> {
+    pub async fn build(mut config: Config, options: ServeOptions) -> anyhow::Result<Self> {
         check_exposure(&config)?;
+        let demo_images = if options.demo {
+            Some(
+                feed::DemoImages::prepare(&mut config)
+                    .context("cannot create the demo's image folder")?,
+            )
+        } else {
+            None
+        };
         let lock = gatelog_local_store::lock::StoreLock::try_acquire(&config.store.path)?;
         let metrics = Metrics::new();
         let opened = crate::ops::open_store(&config, metrics.clone()).await?;
@@ -156,8 +163,8 @@ impl Application {
             },
         ));
 
-        if options.demo {
-            spawn_demo(&mut actors, &store, &config, &shutdown, &metrics);
+        if let Some(images) = demo_images {
+            feed::spawn_demo(&mut actors, addr, &config, images, &shutdown, &metrics);
         }
         crate::ops::retention::spawn_daily(&mut actors, &store, &config, &shutdown, &metrics);
 
@@ -282,49 +289,6 @@ fn listen(bind: &str) -> std::io::Result<TcpListener> {
             "the address resolves to nothing",
         )
     }))
-}
-
-fn spawn_demo(
-    actors: &mut JoinSet<()>,
-    store: &Store,
-    config: &Config,
-    shutdown: &CancellationToken,
-    metrics: &Metrics,
-) {
-    let writer = store.writer().clone();
-    let validation = config.validation.clone();
-    let token = shutdown.clone();
-    let feed_metrics = metrics.clone();
-    actors.spawn(supervise("demo", shutdown.clone(), metrics.clone(), move || {
-        let writer = writer.clone();
-        let validation = validation.clone();
-        let token = token.clone();
-        let feed_metrics = feed_metrics.clone();
-        async move {
-            feed::run(FeedConfig::default(), token, move |body| {
-                let writer = writer.clone();
-                let validation = validation.clone();
-                let feed_metrics = feed_metrics.clone();
-                async move {
-                    let read = gatelog_api::wire::raw_read(&body, &body.to_string()).and_then(|raw| Read::parse(raw, &validation));
-                    match read {
-                        Ok(read) => {
-                            let flagged = !read.flags.is_empty();
-                            match writer.write(vec![read]).await {
-                                Ok(_) if flagged => feed_metrics.recognitions_flagged_total.inc(),
-                                Ok(_) => {}
-                                Err(e) => tracing::warn!(error = %e, "demo read not stored"),
-                            }
-                        }
-                        Err(e) => tracing::debug!(error = %e, "demo read rejected, as a real one would be"),
-                    }
-                }
-            })
-            .await;
-            Ok::<(), std::convert::Infallible>(())
-        }
-    }));
-    tracing::info!("demo feed running: simulated trucks at 3 cameras");
 }
 
 /// `gatelog serve`: runs until SIGTERM or SIGINT.

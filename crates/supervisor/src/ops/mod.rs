@@ -1,5 +1,5 @@
-//! Operator commands: retention, backup, restore, export and simulate,
-//! with the progress display they share.
+//! Operator commands: retention, backup, restore, export, simulate and
+//! eval, with the progress display they share.
 //!
 //! Each command is one module with its clap arguments and an async `run`.
 //! SQL stays in `local-store`; these modules open what they need, report
@@ -7,6 +7,7 @@
 //! one-line summary at the end.
 
 pub mod backup;
+pub mod eval;
 pub mod export;
 pub mod progress;
 pub mod retention;

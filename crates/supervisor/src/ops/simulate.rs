@@ -1,47 +1,118 @@
-//! `gatelog simulate`: a realistic camera feed posted to a running server.
+//! `gatelog simulate`: the simulated gate ([`crate::feed`]), posted to a
+//! running server or written as a labelled file.
 //!
-//! The traffic is the demo feed's ([`crate::feed`]): trucks arrive at
-//! random, each read 3 to 15 times, with OCR confusions and missing check
-//! digits at the given rates. Each read is one `POST /api/v1/recognitions`
-//! with the ingest key, so this exercises the real path: auth, limits,
-//! validation, dedup and the durable write.
+//! Live, each read is one `POST /api/v1/recognitions` with the ingest key
+//! when its time comes, so this exercises the real path: auth, limits,
+//! validation, dedup and the durable write. With `--labelled FILE` the
+//! whole stream is written at once as JSON lines, each the body that
+//! would be posted plus its `truth`, for `gatelog eval`.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use tokio_util::sync::CancellationToken;
 
 use super::progress::Progress;
-use crate::feed::{self, FeedConfig};
+use crate::feed::{self, GateConfig};
 
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
+    /// Write a labelled stream to FILE (JSON Lines, each read with its
+    /// `truth`) instead of posting to a server.
+    #[arg(long, value_name = "FILE")]
+    pub labelled: Option<PathBuf>,
+    /// With --labelled: how many true passages (trucks) to generate.
+    #[arg(long, default_value_t = 400)]
+    pub passages: usize,
+    /// With --labelled: when the stream starts (RFC 3339).
+    #[arg(long, default_value = "2024-05-01T06:00:00Z")]
+    pub start: DateTime<Utc>,
+    /// The same seed gives the same stream (with this version of gatelog);
+    /// without one, a random seed is used and printed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[command(flatten)]
+    pub gate: GateArgs,
     /// The server's base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
-    /// Mean truck arrivals per minute, over all cameras.
-    #[arg(long, default_value_t = 12.0)]
-    pub rate: f64,
-    /// How long to run: seconds, or a number with s, m or h.
+    /// How long to post: seconds, or a number with s, m or h.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub duration: Duration,
-    /// Cameras at the gate.
-    #[arg(long, default_value_t = 3)]
-    pub cameras: usize,
-    /// Probability that one read has a confused character (O/0, I/1, S/5,
-    /// B/8, Z/2).
-    #[arg(long, default_value_t = 0.05)]
-    pub ocr_error_rate: f64,
-    /// Probability that one read lacks its check digit.
-    #[arg(long, default_value_t = 0.03)]
-    pub missing_check_digit_rate: f64,
     /// An ingest key. Prefer the environment variable, which stays out of
     /// the process list and shell history.
     #[arg(long, env = "SIMULATE_INGEST_KEY", hide_env_values = true)]
     pub key: Option<String>,
+}
+
+/// The simulated gate's knobs; the defaults are the target stream of
+/// issue 9.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GateArgs {
+    /// Mean truck arrivals per minute, over all cameras (a busy lane
+    /// delays the next truck in it).
+    #[arg(long, default_value_t = 2.0)]
+    pub rate: f64,
+    /// Cameras at the gate, one lane each.
+    #[arg(long, default_value_t = 3)]
+    pub cameras: usize,
+    /// The fewest reads of one truck.
+    #[arg(long, default_value_t = 3)]
+    pub reads_min: usize,
+    /// The most reads of one truck.
+    #[arg(long, default_value_t = 15)]
+    pub reads_max: usize,
+    /// Per character with a look-alike (O/0, I/1, S/5, B/8, Z/2, G/6, D→0):
+    /// the chance the OCR reads the look-alike.
+    #[arg(long, default_value_t = 0.04)]
+    pub lookalike_rate: f64,
+    /// Per character: the chance the OCR reads any other character.
+    #[arg(long, default_value_t = 0.004)]
+    pub random_error_rate: f64,
+    /// The share of reads that carry the check digit.
+    #[arg(long, default_value_t = 0.9)]
+    pub check_digit_share: f64,
+    /// The share of reads that are unreadable (10–11 letters and digits
+    /// that cannot be made a valid number).
+    #[arg(long, default_value_t = 0.01)]
+    pub unreadable_rate: f64,
+    /// The chance that the next truck in a lane carries a container one
+    /// serial digit apart (a near twin).
+    #[arg(long, default_value_t = 0.05)]
+    pub twin_rate: f64,
+    /// The chance that a container comes back after the window (a new
+    /// passage).
+    #[arg(long, default_value_t = 0.05)]
+    pub return_rate: f64,
+    /// The server's dedup window (dedup.window_secs): returns stay away
+    /// longer than this.
+    #[arg(long, default_value_t = 300)]
+    pub window_secs: u64,
+}
+
+impl GateArgs {
+    pub fn config(&self) -> anyhow::Result<GateConfig> {
+        let config = GateConfig {
+            cameras: self.cameras,
+            trucks_per_minute: self.rate,
+            reads_min: self.reads_min,
+            reads_max: self.reads_max,
+            lookalike_rate: self.lookalike_rate,
+            random_error_rate: self.random_error_rate,
+            check_digit_share: self.check_digit_share,
+            unreadable_rate: self.unreadable_rate,
+            twin_rate: self.twin_rate,
+            return_rate: self.return_rate,
+            return_after: Duration::from_secs(self.window_secs),
+        };
+        config.check().map_err(anyhow::Error::msg)?;
+        Ok(config)
+    }
 }
 
 /// "90", "90s", "5m", "2h".
@@ -71,6 +142,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 struct Tally {
     created: AtomicU64,
     duplicate: AtomicU64,
+    /// Reads the server kept for an operator (`202 queued`).
+    queued: AtomicU64,
     invalid: AtomicU64,
     rate_limited: AtomicU64,
     unauthorized: AtomicU64,
@@ -84,6 +157,7 @@ impl Tally {
         [
             &self.created,
             &self.duplicate,
+            &self.queued,
             &self.invalid,
             &self.rate_limited,
             &self.unauthorized,
@@ -97,9 +171,10 @@ impl Tally {
     fn summary(&self) -> String {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "{} new passages, {} duplicates, {} rejected, {} rate-limited, {} unauthorized, {} failed",
+            "{} new passages, {} duplicates, {} queued, {} rejected, {} rate-limited, {} unauthorized, {} failed",
             g(&self.created),
             g(&self.duplicate),
+            g(&self.queued),
             g(&self.invalid),
             g(&self.rate_limited),
             g(&self.unauthorized),
@@ -110,31 +185,16 @@ impl Tally {
 
 /// `gatelog simulate`.
 pub async fn run(args: &SimulateArgs) -> anyhow::Result<()> {
-    if !(args.rate > 0.0 && args.rate.is_finite()) {
-        anyhow::bail!("--rate must be more than 0 trucks a minute");
-    }
-    for (name, p) in [
-        ("--ocr-error-rate", args.ocr_error_rate),
-        ("--missing-check-digit-rate", args.missing_check_digit_rate),
-    ] {
-        if !(0.0..=1.0).contains(&p) {
-            anyhow::bail!("{name} must be from 0 to 1");
-        }
-    }
-    if args.cameras == 0 {
-        anyhow::bail!("--cameras must be at least 1");
+    let config = args.gate.config()?;
+    let seed = args.seed.unwrap_or_else(rand::random);
+    if let Some(file) = &args.labelled {
+        return write_labelled(file, config, seed, args);
     }
     let url = format!("{}/api/v1/recognitions", args.url.trim_end_matches('/'));
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .context("cannot build the HTTP client")?;
-    let config = FeedConfig {
-        cameras: args.cameras,
-        trucks_per_minute: args.rate,
-        ocr_error_rate: args.ocr_error_rate,
-        missing_check_digit_rate: args.missing_check_digit_rate,
-    };
     let tally = Arc::new(Tally::default());
     let stop = CancellationToken::new();
     let secs = args.duration.as_secs().max(1);
@@ -144,7 +204,7 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     let deliver = {
         let tally = tally.clone();
         let stop = stop.clone();
-        move |body: serde_json::Value| {
+        move |body: serde_json::Map<String, serde_json::Value>, _seen: String| {
             let client = client.clone();
             let url = url.clone();
             let key = key.clone();
@@ -162,7 +222,7 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<()> {
             }
         }
     };
-    let feed = tokio::spawn(feed::run(config, stop.clone(), deliver));
+    let feed = tokio::spawn(feed::run(config, seed, stop.clone(), deliver));
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
@@ -204,7 +264,7 @@ async fn post(
     client: &reqwest::Client,
     url: &str,
     key: Option<&str>,
-    body: &serde_json::Value,
+    body: &serde_json::Map<String, serde_json::Value>,
     tally: &Tally,
     stop: &CancellationToken,
 ) {
@@ -217,6 +277,7 @@ async fn post(
             Ok(r) => match r.status() {
                 StatusCode::CREATED => &tally.created,
                 StatusCode::OK => &tally.duplicate,
+                StatusCode::ACCEPTED => &tally.queued,
                 StatusCode::UNPROCESSABLE_ENTITY => &tally.invalid,
                 StatusCode::UNAUTHORIZED => {
                     // Every later read would be refused too.
@@ -243,6 +304,27 @@ async fn post(
         counter.fetch_add(1, Ordering::Relaxed);
         return;
     }
+}
+
+/// `simulate --labelled FILE`: the whole stream at once.
+fn write_labelled(
+    file: &std::path::Path,
+    config: GateConfig,
+    seed: u64,
+    args: &SimulateArgs,
+) -> anyhow::Result<()> {
+    if args.passages == 0 {
+        anyhow::bail!("--passages must be at least 1");
+    }
+    let text = feed::labelled(config, seed, args.passages, args.start);
+    std::fs::write(file, &text).with_context(|| format!("cannot write {}", file.display()))?;
+    println!(
+        "{} reads of {} passages written to {} (seed {seed})",
+        text.lines().count(),
+        args.passages,
+        file.display()
+    );
+    Ok(())
 }
 
 #[cfg(test)]
