@@ -37,7 +37,7 @@ impl Default for DedupConfig {
     fn default() -> Self {
         Self {
             window_secs: 300,
-            near_miss_gap_secs: 30,
+            near_miss_gap_secs: 5,
         }
     }
 }

@@ -11,20 +11,25 @@
 //! sliding window of [`crate::dedup`]) when either
 //! - **exact**: the owner code and serial are the passage's (a missing or
 //!   wrong check digit does not matter); the nearest such passage wins; or
-//! - **near miss**: the number is one substitution away from the
-//!   passage's, and the check digit fails on one side or the other:
-//!   - compared over all eleven characters when both carry a check digit,
-//!     and one of them fails it: a single misread character explains the
-//!     difference and breaks the check digit. Two real containers one
-//!     digit apart both pass, and also differ in their check digits, so
-//!     they never fold this way;
-//!   - compared over the ten characters before the check digit when either
-//!     side has none. That is weaker evidence (a near twin read without its
-//!     check digit looks the same), so the other side must pass its check
-//!     digit, and it also needs the same camera (or an unknown one) and a
-//!     read within [`FoldConfig::near_miss_gap`] of the passage's span: a
-//!     truck in view is read every second or two, the next truck comes
-//!     later. Two numbers that no check digit vouches for never fold.
+//! - **near miss**: the owner code and serial are one character away from
+//!   the passage's, and the check digits say a misread explains it:
+//!   - one check digit shared by both sides, and one side fails it: a
+//!     single misread character broke it. Two real containers one digit
+//!     apart differ in their check digits too, so they never fold this way;
+//!   - one side has no check digit, and the other side's fails its own
+//!     number but fits this one's: it vouches for it;
+//!   - weaker evidence needs the same camera (or an unknown one) and a read
+//!     within [`FoldConfig::near_miss_gap`] of the passage's span (a truck
+//!     in view is read every second or two; the next truck comes later):
+//!     both sides pass one check digit (the difference lies where the check
+//!     digit is blind: letters 11 apart in value, such as `E`/`O` or
+//!     `A`/`K`/`U`, or a remainder of 10 read as 0), or one side passes and
+//!     the other has no check digit;
+//!   - two misread characters fold only when the read fails the check
+//!     digit the passage passes, and it comes close, from the same camera;
+//!   - a number whose check digit had to fill in an unreadable character
+//!     counts as not verified;
+//!   - two numbers that no check digit vouches for never fold.
 //!   
 //!   Among several near misses, the same camera wins, then the nearest.
 //! - Otherwise the read opens a passage.
@@ -32,7 +37,7 @@
 //! # Consensus
 //! Each passage keeps [`Votes`]: the weight its reads gave each number
 //! (owner code and serial). A read weighs by its check digit (valid 3,
-//! missing 1, wrong 0.5; a number the check digit had to find 2) times its
+//! missing 1, wrong 0.5; a number the check digit had to complete 1) times its
 //! OCR confidence. The passage's number is the heaviest; a tie keeps the
 //! current one. When the consensus moves, the passage changes number,
 //! records a [`Correction`], and its version is bumped (every join bumps
@@ -97,7 +102,7 @@ impl Votes {
         let n = &read.container;
         let status = n.check_status();
         let base = match (status, &read.correction) {
-            (CheckStatus::Valid, Some(c)) if c.rule == CorrectionRule::CheckDigit => 2.0,
+            (CheckStatus::Valid, Some(c)) if c.rule == CorrectionRule::CheckDigit => 1.0,
             (CheckStatus::Valid, _) => 3.0,
             (CheckStatus::Missing, _) => 1.0,
             (CheckStatus::Mismatch, _) => 0.5,
@@ -175,33 +180,63 @@ fn span(p: &Passage) -> PassageSpan {
     }
 }
 
+/// The check digit that owner code and serial (`core`) compute.
+fn computed(core: &str) -> Option<u8> {
+    crate::ContainerNumber::parse(core)
+        .ok()
+        .map(|n| n.computed_check_digit().value())
+}
+
+/// Whether a read's check digit vouches for its number. A number the check
+/// digit had to complete (one unreadable character) has spent it.
+fn verified(read: &Read) -> bool {
+    read.container.check_status() == CheckStatus::Valid
+        && read
+            .correction
+            .as_ref()
+            .is_none_or(|c| c.rule != CorrectionRule::CheckDigit)
+}
+
 /// Whether `read` at `t` is a near miss of passage `p` (see the module doc).
 fn near_miss(read: &Read, p: &Passage, t: i64, config: &FoldConfig) -> bool {
-    let status = read.container.check_status();
-    if status == CheckStatus::Valid && p.check_digit_ok {
-        return false;
-    }
     let number = read.container.normalized();
-    let both_digits = number.len() == 11 && p.container.len() == 11;
-    if both_digits {
-        let passage_fails = !p.check_digit_ok;
-        return hamming(&number, &p.container) == Some(1)
-            && (status == CheckStatus::Mismatch || passage_fails)
-            // The difference is not the check digit alone: that would be
-            // the same owner code and serial, an exact match.
-            && core(&number) != core(&p.container);
-    }
-    // Without a check digit on both sides, one side must be verified:
-    // two numbers no check digit vouches for are as likely two trucks.
-    let one_verified = status == CheckStatus::Valid || p.check_digit_ok;
+    let (r_core, p_core) = (core(&number), core(&p.container));
+    let r_digit = read.container.check_digit().map(|d| d.value());
+    let r_pass = verified(read);
+    let p_pass = p.check_digit_ok;
     let same_camera = match (&read.camera_id, &p.camera_id) {
         (Some(a), Some(b)) => a == b,
         _ => true,
     };
-    one_verified
-        && hamming(&core(&number), &core(&p.container)) == Some(1)
-        && same_camera
-        && span(p).distance(t) <= config.near_miss_gap
+    let close = || same_camera && span(p).distance(t) <= config.near_miss_gap;
+    match hamming(&r_core, &p_core) {
+        Some(1) => {}
+        // Two misread characters: the read fails the check digit the
+        // passage passes, and it comes from the truck in view. A near twin
+        // carries its own check digit, so it does not match this way.
+        Some(2) => {
+            return r_digit.is_some() && r_digit == p.check_digit && !r_pass && p_pass && close()
+        }
+        _ => return false,
+    }
+    match (r_digit, p.check_digit) {
+        // Different check digits as well as one character: two numbers.
+        (Some(a), Some(b)) if a != b => false,
+        // One check digit, and one side fails it: a misread character.
+        (Some(_), Some(_)) if !r_pass || !p_pass => true,
+        // Both pass one check digit: the difference is where the check
+        // digit is blind (letters 11 apart, a remainder of 10 read as 0).
+        (Some(_), Some(_)) => close(),
+        // The read's check digit fails its own number but fits the
+        // passage's: it vouches for the passage.
+        (Some(a), None) if !r_pass && computed(&p_core) == Some(a) => true,
+        (Some(_), None) => r_pass && close(),
+        // And the other way round.
+        (None, Some(b)) if !p_pass && computed(&r_core) == Some(b) => true,
+        (None, Some(_)) => p_pass && close(),
+        // No check digit vouches for either: as likely two trucks.
+        (None, None) => false,
+    }
 }
 
 /// Decides a batch of reads, in order, against `candidates` (the passages
@@ -640,6 +675,31 @@ mod tests {
         yard.one(read("MSCU123456", 0, "gate-1"));
         let d = yard.one(read("MSCU123457", 1, "gate-1"));
         assert_eq!(d.joined, Joined::Created);
+    }
+
+    #[test]
+    fn two_misreads_fold_only_when_the_check_digit_fails_and_the_truck_is_in_view() {
+        let truth = valid("FCIU890307");
+        let mut yard = Yard::new();
+        let first = yard.one(read(&truth, 0, "gate-1"));
+        // An unreadable character the check digit fills in, plus another
+        // misread: the completed number is not evidence, and folds.
+        let two = format!("FCIU89K309{}", &truth[10..]);
+        let d = yard.one(read(&two, 2, "gate-1"));
+        assert_eq!(
+            (d.passage_id, d.joined),
+            (first.passage_id, Joined::NearMiss),
+            "{}",
+            d.passage.container
+        );
+        assert_eq!(d.passage.container, truth);
+        // The same read from another camera, or long after, opens its own.
+        for (secs, camera) in [(3, "gate-2"), (40, "gate-1")] {
+            let mut yard = Yard::new();
+            yard.one(read(&truth, 0, "gate-1"));
+            let d = yard.one(read(&two, secs, camera));
+            assert_eq!(d.joined, Joined::Created, "{secs} s, {camera}");
+        }
     }
 
     #[test]
