@@ -521,3 +521,31 @@ async fn a_write_that_cannot_be_stored_fails_alone_and_its_group_commits() {
     assert!(page.logs.iter().all(|p| p.container != "CSQU3054383"));
     r.stop().await;
 }
+
+#[tokio::test]
+async fn a_misread_passage_is_corrected_by_later_reads_across_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Running::open(&dir.path().join("g.db")).await;
+    let w = r.store.writer();
+    let first = w
+        .write(vec![read("CSQU3054883", at(0))])
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(!first.passage.check_digit_ok);
+    let truth = w
+        .write(vec![read("CSQU3054383", at(1)), read("CSQU3054383", at(2))])
+        .await
+        .unwrap();
+    assert_eq!(
+        truth[0].passage.id, first.passage.id,
+        "{:?}",
+        truth[0].passage
+    );
+    assert_eq!(truth[1].passage.container, "CSQU3054383");
+    let stored = r.store.passage(first.passage.id).await.unwrap().unwrap();
+    assert_eq!(stored.container, "CSQU3054383");
+    assert_eq!(stored.corrections.len(), 1);
+    assert_eq!(r.store.count().await.unwrap(), 1);
+    r.stop().await;
+}

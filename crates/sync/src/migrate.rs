@@ -18,6 +18,10 @@ pub const CENTRAL_MIGRATIONS: &[(&str, &str)] = &[
         "20260601000000_site_guard.sql",
         include_str!("../../../migrations/central/20260601000000_site_guard.sql"),
     ),
+    (
+        "20261202000000_corrections.sql",
+        include_str!("../../../migrations/central/20261202000000_corrections.sql"),
+    ),
 ];
 
 /// Applies every central migration to the database at `url`.

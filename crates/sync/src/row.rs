@@ -1,14 +1,14 @@
 //! The central row: how a local passage looks in `container_logs`.
 
 use chrono::{DateTime, Utc};
-use gatelog_core::Passage;
+use gatelog_core::{Correction, Passage};
 use serde::Serialize;
 use uuid::Uuid;
 
 /// The columns sync writes, in the order both targets send them. The
 /// names are plain identifiers, so PostgREST's `columns=` takes them
 /// unquoted.
-pub(crate) const COLUMNS: [&str; 17] = [
+pub(crate) const COLUMNS: [&str; 18] = [
     "id",
     "site_id",
     "captured_at",
@@ -26,6 +26,7 @@ pub(crate) const COLUMNS: [&str; 17] = [
     "created_at",
     "updated_at",
     "version",
+    "corrections",
 ];
 
 /// One passage as JSON for the REST target. Field names match
@@ -50,6 +51,8 @@ pub(crate) struct CentralRow<'a> {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     version: i64,
+    /// The history of the number, oldest first.
+    corrections: &'a [Correction],
 }
 
 impl<'a> From<&'a Passage> for CentralRow<'a> {
@@ -72,6 +75,7 @@ impl<'a> From<&'a Passage> for CentralRow<'a> {
             created_at: p.created_at,
             updated_at: p.updated_at,
             version: p.version,
+            corrections: &p.corrections,
         }
     }
 }

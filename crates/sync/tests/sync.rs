@@ -657,3 +657,81 @@ async fn rest_status_is_recounted_while_an_attempt_hangs() {
     })
     .await;
 }
+
+/// A passage opened by a misread is corrected by the consensus of later
+/// reads; the corrected number and its history reach the centre, and the
+/// centre keeps one row.
+async fn corrected_passage(via: Via) {
+    init_log();
+    let Some(central) = Central::new(via).await else {
+        return;
+    };
+    let local = Local::open().await;
+    let running = Running::start(&local, fast_config(), central.target());
+    // One digit misread: CSQU305438 carries check digit 3; 305488 does not.
+    let misread = local
+        .store
+        .writer()
+        .write(vec![read("CSQU3054883", at(0))])
+        .await
+        .unwrap()
+        .remove(0);
+    drained(&local, 20).await;
+    let id = misread.passage.id;
+    let row = |db: &TestDb| {
+        let pool = db.pool.clone();
+        async move {
+            let row: (String, bool, i64, serde_json::Value) = sqlx::query_as(
+                "SELECT container_owner || container_number || coalesce(check_digit::text, ''), \
+                 check_digit_ok, version, corrections FROM container_logs WHERE id = $1::uuid",
+            )
+            .bind(id.to_string())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            row
+        }
+    };
+    let (number, ok, _, corrections) = row(&central.db).await;
+    assert_eq!((number.as_str(), ok), ("CSQU3054883", false));
+    assert_eq!(corrections, serde_json::json!([]));
+
+    // The true number, read twice: the passage takes it.
+    let truth = local
+        .store
+        .writer()
+        .write(vec![
+            read("CSQU3054383", at(0) + chrono::Duration::seconds(1)),
+            read("CSQU3054383", at(0) + chrono::Duration::seconds(2)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        truth[0].passage.id, id,
+        "the true read folds into the passage"
+    );
+    assert!(truth[0].correction.is_some());
+    drained(&local, 20).await;
+    let (number, ok, version, corrections) = row(&central.db).await;
+    assert_eq!((number.as_str(), ok), ("CSQU3054383", true));
+    assert_eq!(
+        version,
+        local.store.passage(id).await.unwrap().unwrap().version
+    );
+    assert_eq!(corrections[0]["from"], "CSQU3054883");
+    assert_eq!(corrections[0]["to"], "CSQU3054383");
+    assert_eq!(corrections[0]["rule"], "consensus");
+    assert_eq!(central.db.count().await, 1);
+    running.stop().await;
+    local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_corrected_passage_reaches_the_centre() {
+    corrected_passage(Via::Direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_corrected_passage_reaches_the_centre() {
+    corrected_passage(Via::Rest).await;
+}

@@ -133,7 +133,7 @@ fn upsert_sql() -> String {
            $1::text[]::uuid[], $2::text[], $3::text[]::timestamptz[], $4::text[], $5::text[], \
            $6::int2[], $7::bool[], $8::int2[], $9::text[], $10::text[], $11::text[], \
            $12::float8[], $13::int8[], $14::text[]::timestamptz[], $15::text[]::timestamptz[], \
-           $16::text[]::timestamptz[], $17::int8[]) \
+           $16::text[]::timestamptz[], $17::int8[], $18::text[]::jsonb[]) \
          ON CONFLICT (id) DO UPDATE SET {updates} \
          WHERE container_logs.version < excluded.version \
             OR container_logs.site_id IS DISTINCT FROM excluded.site_id"
@@ -176,6 +176,11 @@ fn bind_rows<'q>(q: Query<'q>, rows: &[Passage]) -> Query<'q> {
         .bind(rows.iter().map(|p| ts(p.created_at)).collect::<Vec<_>>())
         .bind(rows.iter().map(|p| ts(p.updated_at)).collect::<Vec<_>>())
         .bind(rows.iter().map(|p| p.version).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|p| serde_json::to_string(&p.corrections).unwrap_or_else(|_| "[]".into()))
+                .collect::<Vec<_>>(),
+        )
 }
 
 /// Classifies a sqlx error, in the spirit of vector's
