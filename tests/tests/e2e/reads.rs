@@ -223,3 +223,51 @@ async fn a_leap_second_is_answered_as_it_is_stored() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn misreads_are_corrected_and_unreadable_reads_are_queued_not_refused() {
+    let app = TestApp::spawn().await;
+    // A digit where the owner code needs a letter: once a 422.
+    let (s, r) = app
+        .post(&read("M5CU 123456 6", "2024-05-01T08:30:00Z"))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    assert_eq!(r["data"]["container"], "MSCU1234566");
+    let id = r["data"]["id"].as_str().unwrap().to_string();
+    let detail = app.get(&format!("/api/v1/logs/{id}")).await.1;
+    assert_eq!(detail["corrections"][0]["from"], "M5CU1234566");
+    assert_eq!(detail["corrections"][0]["rule"], "lookalike");
+    assert_eq!(detail["sightings"][0]["raw"]["container"], "M5CU 123456 6");
+
+    // Ten letters and digits that cannot be a number: 202, kept; a retry
+    // with its id answers the same, other content under the id is 409.
+    let client_id = uuid::Uuid::new_v4().to_string();
+    let unreadable = with_id(read("M7CU12K456", "2024-05-01T08:31:00Z"), &client_id);
+    let (s, q) = app.post(&unreadable).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{q}");
+    assert_eq!(q["status"], "queued");
+    let (s, again) = app.post(&unreadable).await;
+    assert_eq!(
+        (s, &again["data"]["id"]),
+        (StatusCode::ACCEPTED, &q["data"]["id"])
+    );
+    let (s, _) = app
+        .post(&with_id(
+            read("M7CU12K457", "2024-05-01T08:31:00Z"),
+            &client_id,
+        ))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    // Text that cannot be a container number at all is still refused.
+    let (s, err) = app.post(&read("HELLO", "2024-05-01T08:31:00Z")).await;
+    assert_eq!(
+        (s, err["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("container"))
+    );
+    let metrics = app.text("/metrics").await;
+    assert!(
+        metrics.contains(r#"gatelog_recognitions_total{result="queued"} 1"#),
+        "{metrics}"
+    );
+    app.stop().await;
+}

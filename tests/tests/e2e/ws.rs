@@ -558,3 +558,31 @@ async fn a_bad_handshake_is_a_400_that_names_the_header() {
     assert_eq!(body["field"], "Sec-WebSocket-Version", "{body}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_corrected_number_is_pushed_as_corrected() {
+    let app = TestApp::spawn().await;
+    let mut ws = connect(&app, "").await;
+    next_of(&mut ws, "initial_data").await;
+    // A misread opens the passage; the true number, read twice, corrects it.
+    let (_, first) = app.post(&read("CSQU3054883", "2024-05-01T08:30:00Z")).await;
+    let id = first["data"]["id"].clone();
+    let (_, truth) = app
+        .post(&json!([
+            read("CSQU3054383", "2024-05-01T08:30:01Z"),
+            read("CSQU3054383", "2024-05-01T08:30:02Z"),
+        ]))
+        .await;
+    assert_eq!(truth["results"][0]["data"]["id"], id);
+    let pushed = next_of(&mut ws, "corrected").await;
+    assert_eq!(pushed["id"], id);
+    assert_eq!(pushed["container"], "CSQU3054383");
+    assert_eq!(pushed["corrected_from"], "CSQU3054883");
+    assert_eq!(pushed["rule"], "consensus");
+    let (_, detail) = app
+        .get(&format!("/api/v1/logs/{}", id.as_str().unwrap()))
+        .await;
+    assert_eq!(detail["container"], "CSQU3054383");
+    assert_eq!(detail["corrections"][0]["rule"], "consensus");
+    app.stop().await;
+}
