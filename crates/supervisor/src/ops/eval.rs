@@ -157,7 +157,9 @@ pub struct Report {
     /// Automatic corrections (any rule but `operator`) in the passages'
     /// histories.
     pub corrections: u64,
-    /// Those whose new number is not the passage's majority true container.
+    /// Those whose new number is not the passage's majority true container
+    /// (a number without a check digit is right when it is the truth's
+    /// owner code and serial).
     pub corrections_wrong: u64,
     /// Refused reads whose text had 10–11 letters and digits: each is a
     /// read lost that the rules should have kept (the target is 0).
@@ -231,7 +233,11 @@ pub fn score(
         for (rule, to) in &fin.corrections {
             if rule != "operator" {
                 corrections += 1;
-                if truth != Some(to.as_str()) {
+                // A read without a check digit is corrected to a number
+                // without one: right when it is the truth's owner code and
+                // serial.
+                let right = truth.is_some_and(|t| t == to || (to.len() == 10 && t.starts_with(to.as_str())));
+                if !right {
                     wrong += 1;
                 }
             }
