@@ -129,7 +129,11 @@ impl Target {
     pub(crate) fn redactor(&self) -> Redactor {
         match self {
             Target::None => Redactor::default(),
-            Target::Supabase(c) => Redactor::new([c.key.expose_secret().to_string()]),
+            // SUPABASE_URL may carry user info too (a proxy in front of
+            // the project, say); its password is as secret as the key.
+            Target::Supabase(c) => Redactor::new(
+                std::iter::once(c.key.expose_secret().to_string()).chain(password_secrets(&c.url)),
+            ),
             Target::Postgres(c) => Redactor::new(url_secrets(&c.url)),
         }
     }
@@ -139,7 +143,14 @@ impl Target {
 pub(crate) fn url_secrets(url: &SecretString) -> Vec<String> {
     let raw = url.expose_secret().to_string();
     let mut out = vec![raw.clone()];
-    if let Ok(u) = reqwest::Url::parse(&raw) {
+    out.extend(password_secrets(&raw));
+    out
+}
+
+/// The password in a URL's user info, raw and percent-decoded.
+fn password_secrets(raw: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(u) = reqwest::Url::parse(raw) {
         if let Some(pw) = u.password() {
             out.push(pw.to_string());
             if let Ok(decoded) = percent_decode(pw) {
@@ -178,6 +189,19 @@ mod tests {
         let s = url_secrets(&url);
         assert!(s.contains(&"p%40ss-word".to_string()));
         assert!(s.contains(&"p@ss-word".to_string()));
+    }
+
+    #[test]
+    fn a_password_in_the_supabase_url_is_redacted() {
+        let target = Target::Supabase(SupabaseConfig::new(
+            "https://gate:hunter2-proxy@project.example",
+            "service-key-123",
+        ));
+        let r = target.redactor();
+        assert_eq!(
+            r.redact("401 from gate:hunter2-proxy with service-key-123"),
+            "401 from gate:[redacted] with [redacted]"
+        );
     }
 
     #[test]

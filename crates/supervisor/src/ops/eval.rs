@@ -236,7 +236,8 @@ pub fn score(
                 // A read without a check digit is corrected to a number
                 // without one: right when it is the truth's owner code and
                 // serial.
-                let right = truth.is_some_and(|t| t == to || (to.len() == 10 && t.starts_with(to.as_str())));
+                let right = truth
+                    .is_some_and(|t| t == to || (to.len() == 10 && t.starts_with(to.as_str())));
                 if !right {
                     wrong += 1;
                 }
