@@ -29,6 +29,9 @@ pub struct AppState {
     pub validation: ValidationConfig,
     /// The owner codes expected at the yard (`recognition.owner_codes_file`).
     pub owners: Option<Arc<gatelog_core::recognize::OwnerCodes>>,
+    /// The configured cameras (`[[cameras]]`): each read takes its
+    /// camera's direction and lane.
+    pub cameras: Arc<gatelog_core::gate::Cameras>,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
     /// The sync actor's handle: its status, and retries on request.

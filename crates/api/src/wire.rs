@@ -35,6 +35,8 @@ pub fn raw_read(value: &Value, raw: &str) -> Result<RawRead, FieldError> {
         camera_id: string(map, "camera_id", Field::CameraId)?,
         source_video: string(map, "source_video", Field::SourceVideo)?,
         cropped_image_ref: string(map, "cropped_image_ref", Field::CroppedImageRef)?,
+        truck_plate: string(map, "truck_plate", Field::TruckPlate)?,
+        iso_type: string(map, "iso_type", Field::IsoType)?,
         confidence: match map.get("confidence") {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) => n.as_f64(),

@@ -19,6 +19,8 @@ pub enum Field {
     SourceVideo,
     CroppedImageRef,
     Confidence,
+    TruckPlate,
+    IsoType,
     Body,
 }
 
@@ -37,6 +39,8 @@ impl Field {
             Field::SourceVideo => "source_video",
             Field::CroppedImageRef => "cropped_image_ref",
             Field::Confidence => "confidence",
+            Field::TruckPlate => "truck_plate",
+            Field::IsoType => "iso_type",
             Field::Body => "body",
         }
     }

@@ -32,6 +32,9 @@
 //!   - two numbers that no check digit vouches for never fold.
 //!   
 //!   Among several near misses, the same camera wins, then the nearest.
+//! - Reads from an `in` camera and from an `out` camera never fold into
+//!   one passage, even inside the window: a truck turned away at the gate
+//!   is two movements. A camera without a direction folds with either.
 //! - Otherwise the read opens a passage.
 //!
 //! # Consensus
@@ -52,7 +55,7 @@ use uuid::Uuid;
 
 use crate::container::CheckStatus;
 use crate::dedup::PassageSpan;
-use crate::passage::{Correction, CorrectionRule, Flags, Passage, SyncState};
+use crate::passage::{Correction, CorrectionRule, Direction, Flags, Passage, SyncState};
 use crate::read::Read;
 
 /// Who made an automatic correction.
@@ -272,7 +275,10 @@ pub fn fold(
         let exact = by_core.get(&key).and_then(|ix| {
             ix.iter()
                 .copied()
-                .filter(|&i| span(&working[i].candidate.passage).covers(t, config.window))
+                .filter(|&i| {
+                    let p = &working[i].candidate.passage;
+                    span(p).covers(t, config.window) && p.direction.compatible(read.direction)
+                })
                 // Nearest, then the latest span, then the one added last.
                 .min_by_key(|&i| {
                     let s = span(&working[i].candidate.passage);
@@ -290,7 +296,9 @@ pub fn fold(
                 .enumerate()
                 .filter(|(_, w)| {
                     let p = &w.candidate.passage;
-                    span(p).covers(t, config.window) && near_miss(read, p, t, config)
+                    span(p).covers(t, config.window)
+                        && p.direction.compatible(read.direction)
+                        && near_miss(read, p, t, config)
                 })
                 .min_by_key(|(i, w)| {
                     let p = &w.candidate.passage;
@@ -394,6 +402,11 @@ impl Work {
                     version: 1,
                     sync_state: SyncState::Pending,
                     corrections,
+                    direction: read.direction,
+                    lane: read.lane.clone(),
+                    truck_plate: read.truck_plate.clone(),
+                    iso_type: read.iso_type.clone(),
+                    dwell_secs: None,
                 },
                 votes,
             },
@@ -421,6 +434,19 @@ impl Work {
         }
         if p.confidence.is_none() {
             p.confidence = read.confidence;
+        }
+        if p.direction == Direction::None {
+            p.direction = read.direction;
+        }
+        if p.lane.is_none() {
+            p.lane.clone_from(&read.lane);
+        }
+        // The latest non-empty plate and size-type code.
+        if read.truck_plate.is_some() {
+            p.truck_plate.clone_from(&read.truck_plate);
+        }
+        if read.iso_type.is_some() {
+            p.iso_type.clone_from(&read.iso_type);
         }
         if !self.bumped {
             p.version += 1;
@@ -457,10 +483,18 @@ impl Work {
             Flags::CLOCK_SKEW,
             Flags::TIME_ASSUMED,
             Flags::OWNER_UNKNOWN,
+            Flags::OUT_WITHOUT_IN,
+            Flags::IN_WHILE_IN,
         ] {
             if p.flags.contains(f) {
                 flags.insert(f);
             }
+        }
+        if p.iso_type
+            .as_deref()
+            .is_some_and(|t| !crate::gate::iso_type_valid(t))
+        {
+            flags.insert(Flags::ISO_TYPE_INVALID);
         }
         match (p.check_digit_ok, p.check_digit) {
             (true, _) => {}
@@ -700,6 +734,34 @@ mod tests {
             let d = yard.one(read(&two, secs, camera));
             assert_eq!(d.joined, Joined::Created, "{secs} s, {camera}");
         }
+    }
+
+    #[test]
+    fn an_in_and_an_out_never_fold_into_one_passage() {
+        let truth = valid("MSCU123456");
+        let at_gate = |secs, direction| {
+            let mut r = read(&truth, secs, "gate-1");
+            r.direction = direction;
+            r
+        };
+        let mut yard = Yard::new();
+        let entered = yard.one(at_gate(0, Direction::In));
+        assert_eq!(entered.passage.direction, Direction::In);
+        // Turned away: straight out, inside the window.
+        let left = yard.one(at_gate(30, Direction::Out));
+        assert_eq!(left.joined, Joined::Created);
+        assert_eq!(left.passage.direction, Direction::Out);
+        // A camera without a direction joins the nearest compatible one.
+        let side = yard.one(at_gate(31, Direction::None));
+        assert_eq!(
+            (side.passage_id, side.joined),
+            (left.passage_id, Joined::Exact)
+        );
+        let again = yard.one(at_gate(32, Direction::In));
+        assert_eq!(
+            (again.passage_id, again.joined),
+            (entered.passage_id, Joined::Exact)
+        );
     }
 
     #[test]

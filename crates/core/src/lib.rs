@@ -11,6 +11,8 @@
 //!   ([`Read`]), with the validation policy that flags or rejects it.
 //! - [`recognize`]: one read's text as OCR gets it wrong, corrected by
 //!   ISO 6346's letter and digit positions and its check digit.
+//! - [`gate`]: cameras with a direction and a lane, size-type codes, and
+//!   the yard rule (gate-in, gate-out, dwell).
 //! - [`passage`]: the records gatelog keeps, [`Passage`] and [`Sighting`].
 //! - [`dedup`]: the sliding window over `captured_at`.
 //! - [`fold`]: the one pure function that decides which passage each read
@@ -21,6 +23,7 @@ pub mod container;
 pub mod dedup;
 pub mod error;
 pub mod fold;
+pub mod gate;
 pub mod passage;
 pub mod read;
 pub mod recognize;
@@ -28,7 +31,7 @@ pub mod recognize;
 pub use container::{CheckDigit, ContainerNumber, OwnerCode, SerialNumber};
 pub use dedup::{DedupConfig, PassageSpan};
 pub use error::{Field, FieldError};
-pub use passage::{Correction, CorrectionRule, Flags, Passage, Sighting};
+pub use passage::{Correction, CorrectionRule, Direction, Flags, Passage, Sighting};
 pub use read::{
     CheckDigitInput, FlagPolicy, ParseContext, Parsed, RawRead, Read, Unresolved, ValidationConfig,
 };

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 /// Why a read or passage is marked as suspicious. Stored as a bit set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Flags(u8);
+pub struct Flags(u16);
 
 impl Flags {
     /// The read carried no check digit.
@@ -29,28 +29,43 @@ impl Flags {
     pub const TIME_ASSUMED: Flags = Flags(16);
     /// The owner code is not on the configured allowlist.
     pub const OWNER_UNKNOWN: Flags = Flags(32);
+    /// The ISO 6346 size-type code is not two size and two type characters
+    /// as the standard defines them.
+    pub const ISO_TYPE_INVALID: Flags = Flags(64);
+    /// A gate-out of a container that was not in the yard.
+    pub const OUT_WITHOUT_IN: Flags = Flags(128);
+    /// A second gate-in without a gate-out between.
+    pub const IN_WHILE_IN: Flags = Flags(256);
 
-    const NAMES: [(Flags, &'static str); 6] = [
+    const NAMES: [(Flags, &'static str); 9] = [
         (Flags::CHECK_DIGIT_MISSING, "check_digit_missing"),
         (Flags::CHECK_DIGIT_MISMATCH, "check_digit_mismatch"),
         (Flags::CATEGORY_UNKNOWN, "category_unknown"),
         (Flags::CLOCK_SKEW, "clock_skew"),
         (Flags::TIME_ASSUMED, "time_assumed"),
         (Flags::OWNER_UNKNOWN, "owner_unknown"),
+        (Flags::ISO_TYPE_INVALID, "iso_type_invalid"),
+        (Flags::OUT_WITHOUT_IN, "out_without_in"),
+        (Flags::IN_WHILE_IN, "in_while_in"),
     ];
 
     pub const fn empty() -> Self {
         Flags(0)
     }
 
-    pub fn bits(self) -> u8 {
+    pub fn bits(self) -> u16 {
         self.0
+    }
+
+    /// The bits as PostgreSQL's `smallint` holds them; every flag fits.
+    pub fn to_i16(self) -> i16 {
+        i16::try_from(self.0).unwrap_or(i16::MAX)
     }
 
     /// Rebuilds flags from stored bits, dropping any this version does not
     /// know.
     pub fn from_bits_truncate(bits: i64) -> Self {
-        Flags((bits & 0b11_1111) as u8)
+        Flags((bits & 0b1_1111_1111) as u16)
     }
 
     pub fn is_empty(self) -> bool {
@@ -63,6 +78,10 @@ impl Flags {
 
     pub fn insert(&mut self, other: Flags) {
         self.0 |= other.0;
+    }
+
+    pub fn remove(&mut self, other: Flags) {
+        self.0 &= !other.0;
     }
 
     /// The stable names of the set flags, as the API shows them.
@@ -78,6 +97,44 @@ impl Flags {
 impl Serialize for Flags {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(self.names())
+    }
+}
+
+/// Which way a movement goes through the gate, from its camera's config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    In,
+    Out,
+    /// A camera that is not configured with a direction.
+    #[default]
+    None,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+            Direction::None => "none",
+        }
+    }
+
+    /// Parses `in`, `out` or `none`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "in" => Some(Direction::In),
+            "out" => Some(Direction::Out),
+            "none" => Some(Direction::None),
+            _ => None,
+        }
+    }
+
+    /// Whether reads of these directions may be one passage: an in and an
+    /// out never are, even inside the window (a truck turned away at the
+    /// gate is two movements).
+    pub fn compatible(self, other: Direction) -> bool {
+        self == other || self == Direction::None || other == Direction::None
     }
 }
 
@@ -171,6 +228,17 @@ pub struct Passage {
     pub sync_state: SyncState,
     /// Every change of the number, oldest first.
     pub corrections: Vec<Correction>,
+    /// The direction of its camera (the first that has one).
+    pub direction: Direction,
+    /// The lane of its camera.
+    pub lane: Option<String>,
+    /// The truck's licence plate, the latest a read carried.
+    pub truck_plate: Option<String>,
+    /// The ISO 6346 size-type code, such as `22G1`, the latest a read
+    /// carried.
+    pub iso_type: Option<String>,
+    /// On a gate-out: how long the container stayed since its gate-in.
+    pub dwell_secs: Option<i64>,
 }
 
 /// One accepted read, attached to its passage.
@@ -206,6 +274,6 @@ mod tests {
             r#"["check_digit_missing","category_unknown"]"#
         );
         assert_eq!(Flags::from_bits_truncate(i64::from(f.bits())), f);
-        assert_eq!(Flags::from_bits_truncate(0xff).bits(), 0b11_1111);
+        assert_eq!(Flags::from_bits_truncate(0xffff).bits(), 0b1_1111_1111);
     }
 }

@@ -19,7 +19,8 @@ use uuid::Uuid;
 
 use crate::container::{CheckDigit, CheckStatus, ContainerNumber, OwnerCode};
 use crate::error::{Field, FieldError};
-use crate::passage::Flags;
+use crate::gate::Cameras;
+use crate::passage::{Direction, Flags};
 use crate::recognize::{self, Interpretation, OwnerCodes, ReadCorrection};
 
 /// The longest text gatelog keeps in a metadata field such as `camera_id`.
@@ -60,6 +61,10 @@ pub struct RawRead {
     pub cropped_image_ref: Option<String>,
     /// The OCR module's confidence, 0 to 1.
     pub confidence: Option<f64>,
+    /// The truck's licence plate, from a plate camera in the same lane.
+    pub truck_plate: Option<String>,
+    /// The ISO 6346 size-type code, such as `22G1`.
+    pub iso_type: Option<String>,
     /// The input exactly as received, kept with the sighting so that no
     /// read is ever lost and a later correction can be audited.
     pub raw: String,
@@ -94,6 +99,9 @@ pub struct ParseContext<'a> {
     pub validation: &'a ValidationConfig,
     /// The owner codes expected at the yard, when the operator gave some.
     pub owners: Option<&'a OwnerCodes>,
+    /// The configured cameras: a read takes its camera's direction and
+    /// lane.
+    pub cameras: Option<&'a Cameras>,
     /// When the read arrived: the time used when the camera's own is
     /// missing or not to be trusted.
     pub received_at: DateTime<Utc>,
@@ -124,6 +132,9 @@ pub struct Unresolved {
     pub raw: String,
 }
 
+/// The longest licence plate kept.
+pub const MAX_PLATE_LEN: usize = 32;
+
 /// A validated read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Read {
@@ -143,6 +154,13 @@ pub struct Read {
     pub source_video: Option<String>,
     pub cropped_image_ref: Option<String>,
     pub confidence: Option<f64>,
+    /// The direction of the read's camera.
+    pub direction: Direction,
+    /// The lane of the read's camera.
+    pub lane: Option<String>,
+    pub truck_plate: Option<String>,
+    /// Upper case; flagged `iso_type_invalid` when malformed.
+    pub iso_type: Option<String>,
     pub raw: String,
 }
 
@@ -164,6 +182,7 @@ impl Read {
         let context = ParseContext {
             validation: config,
             owners: None,
+            cameras: None,
             received_at,
         };
         match Self::interpret(raw, &context)? {
@@ -229,6 +248,34 @@ impl Read {
         let camera_id = text_field(raw.camera_id, Field::CameraId)?;
         let source_video = text_field(raw.source_video, Field::SourceVideo)?;
         let cropped_image_ref = text_field(raw.cropped_image_ref, Field::CroppedImageRef)?;
+        let truck_plate =
+            text_field(raw.truck_plate, Field::TruckPlate)?.map(|p| p.trim().to_uppercase());
+        if truck_plate
+            .as_ref()
+            .is_some_and(|p| p.chars().count() > MAX_PLATE_LEN)
+        {
+            return Err(FieldError::new(
+                Field::TruckPlate,
+                format!("truck_plate must be at most {MAX_PLATE_LEN} characters"),
+            ));
+        }
+        let iso_type = text_field(raw.iso_type, Field::IsoType)?.map(|t| {
+            t.trim()
+                .to_ascii_uppercase()
+                .chars()
+                .take(16)
+                .collect::<String>()
+        });
+        if iso_type
+            .as_deref()
+            .is_some_and(|t| !crate::gate::iso_type_valid(t))
+        {
+            flags.insert(Flags::ISO_TYPE_INVALID);
+        }
+        let (direction, lane) = context
+            .cameras
+            .map(|c| c.place(camera_id.as_deref()))
+            .unwrap_or_default();
         let content_digest = digest(&[
             &text,
             &camera_time
@@ -238,6 +285,8 @@ impl Read {
             source_video.as_deref().unwrap_or_default(),
             cropped_image_ref.as_deref().unwrap_or_default(),
             &confidence.map(|c| c.to_string()).unwrap_or_default(),
+            truck_plate.as_deref().unwrap_or_default(),
+            iso_type.as_deref().unwrap_or_default(),
         ]);
 
         let (container, correction) = match recognize::interpret(&text, context.owners) {
@@ -316,6 +365,10 @@ impl Read {
             source_video,
             cropped_image_ref,
             confidence,
+            direction,
+            lane,
+            truck_plate,
+            iso_type,
             raw: raw.raw,
         }))
     }
@@ -675,6 +728,7 @@ mod tests {
         let context = ParseContext {
             validation: &ValidationConfig::default(),
             owners: None,
+            cameras: None,
             received_at: at("2026-11-30T12:00:00Z"),
         };
         // A digit in the owner code: once a 422, now its look-alike.
@@ -715,6 +769,7 @@ mod tests {
         let context = ParseContext {
             validation: &ValidationConfig::default(),
             owners: Some(&owners),
+            cameras: None,
             received_at: at("2026-11-30T12:00:00Z"),
         };
         let Parsed::Read(read) = Read::interpret(raw(), &context).unwrap() else {

@@ -38,6 +38,7 @@ mod rows;
 pub mod stats;
 pub mod sync_state;
 pub mod writer;
+pub mod yard;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +56,7 @@ pub use query::{Cursor, LogFilter, Order, Page, SightingPage, SyncFilter};
 pub use retention::{RetentionReport, RetentionScope};
 pub use stats::{Bucket, BucketCounts, Stats};
 pub use writer::{Outcome, OutcomeKind, Queued, Replay, WriterActor, WriterHandle};
+pub use yard::{YardFilter, YardPage, YardStats};
 
 use gatelog_core::DedupConfig;
 use gatelog_metrics::Metrics;

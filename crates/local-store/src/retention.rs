@@ -43,9 +43,14 @@ impl RetentionScope {
             RetentionScope::SyncedOnly => {
                 "captured_at < ?1 AND last_seen_at < ?1 \
                  AND synced_version >= version \
-                 AND (dead_letter_version IS NULL OR dead_letter_version < version)"
+                 AND (dead_letter_version IS NULL OR dead_letter_version < version) \
+                 AND id NOT IN (SELECT passage_id FROM yard)"
             }
-            RetentionScope::Everything => "captured_at < ?1 AND last_seen_at < ?1",
+            // A container still in the yard keeps the passage that brought
+            // it in, however long it stays.
+            RetentionScope::Everything => {
+                "captured_at < ?1 AND last_seen_at < ?1 AND id NOT IN (SELECT passage_id FROM yard)"
+            }
         }
     }
 }

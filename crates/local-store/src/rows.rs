@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use gatelog_core::passage::SyncState;
-use gatelog_core::{Flags, Passage, Sighting};
+use gatelog_core::{Direction, Flags, Passage, Sighting};
 use uuid::Uuid;
 
 use crate::StoreError;
@@ -14,7 +14,8 @@ macro_rules! passage_write_columns {
     () => {
         "id, site_id, container, container_owner, container_number, check_digit, check_digit_ok, \
          flags, captured_at, last_seen_at, seen_count, camera_id, source_video, cropped_image_ref, \
-         confidence, created_at, updated_at, version, corrections"
+         confidence, created_at, updated_at, version, corrections, direction, lane, truck_plate, \
+         iso_type, dwell_secs"
     };
 }
 
@@ -48,6 +49,11 @@ pub(crate) struct PassageRow {
     updated_at: i64,
     version: i64,
     corrections: String,
+    direction: String,
+    lane: Option<String>,
+    truck_plate: Option<String>,
+    iso_type: Option<String>,
+    dwell_secs: Option<i64>,
     synced_version: i64,
     dead_letter_version: Option<i64>,
 }
@@ -85,6 +91,13 @@ impl TryFrom<PassageRow> for Passage {
             sync_state,
             corrections: serde_json::from_str(&r.corrections)
                 .map_err(|e| StoreError::Corrupt(format!("passage corrections: {e}")))?,
+            direction: Direction::parse(&r.direction).ok_or_else(|| {
+                StoreError::Corrupt(format!("passage direction {:?}", r.direction))
+            })?,
+            lane: r.lane,
+            truck_plate: r.truck_plate,
+            iso_type: r.iso_type,
+            dwell_secs: r.dwell_secs,
         })
     }
 }

@@ -18,9 +18,10 @@ use std::time::Instant;
 
 use chrono::Utc;
 use gatelog_core::container::CheckStatus;
-use gatelog_core::fold::{fold, Candidate, Joined, Votes};
+use gatelog_core::fold::{fold, Candidate, FoldPlan, Joined, Votes};
+use gatelog_core::gate::{self, YardChange, YardEntry};
 use gatelog_core::passage::SyncState;
-use gatelog_core::{Correction, DedupConfig, Passage, Read, Unresolved};
+use gatelog_core::{Correction, DedupConfig, Direction, Passage, Read, Unresolved};
 use gatelog_metrics::Metrics;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{ConnectOptions, Connection, QueryBuilder, Sqlite};
@@ -781,7 +782,7 @@ async fn write_reads(
     // 3. Load the candidates and let the fold rule decide, in order.
     let fresh_reads: Vec<&Read> = fresh.iter().map(|(r, _)| *r).collect();
     let candidates = load_candidates(conn, dedup, site_id, &fresh_reads).await?;
-    let plan = fold(
+    let mut plan = fold(
         &fresh_reads,
         candidates,
         site_id,
@@ -789,6 +790,7 @@ async fn write_reads(
         &dedup.fold(),
         Uuid::now_v7,
     );
+    gate_movements(conn, &mut plan).await?;
 
     // 4. Replays of stored reads answer with the passage they went to.
     let replay_ids: Vec<String> = priors
@@ -960,6 +962,90 @@ async fn queue(
     Ok(answers)
 }
 
+/// Applies the yard rule ([`gatelog_core::gate::movement`]) to every
+/// passage of the plan that opened or changed its number, in decision
+/// order, and writes the yard's changes. The answers show the passages as
+/// the rule left them (a gate-out's dwell, its flags).
+async fn gate_movements(
+    conn: &mut SqliteConnection,
+    plan: &mut FoldPlan,
+) -> Result<(), StoreError> {
+    let mut moved: Vec<Uuid> = Vec::new();
+    for d in &plan.decisions {
+        let opened_or_renumbered = d.joined == Joined::Created || d.correction.is_some();
+        if opened_or_renumbered
+            && d.passage.direction != Direction::None
+            && !moved.contains(&d.passage_id)
+        {
+            moved.push(d.passage_id);
+        }
+    }
+    if moved.is_empty() {
+        return Ok(());
+    }
+    let mut stays: HashMap<Key, Option<YardEntry>> = HashMap::new();
+    for id in &moved {
+        let Some(c) = plan.passages.iter_mut().find(|c| c.passage.id == *id) else {
+            continue;
+        };
+        let p = &mut c.passage;
+        let key = (p.container_owner.clone(), p.container_number.clone());
+        if !stays.contains_key(&key) {
+            let row: Option<(String, i64)> = sqlx::query_as(
+                "SELECT passage_id, gate_in_at FROM yard WHERE container_owner = ? AND container_number = ?",
+            )
+            .bind(&key.0)
+            .bind(&key.1)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let entry = match row {
+                Some((pid, at)) => Some(YardEntry {
+                    passage_id: crate::rows::parse_id(&pid)?,
+                    gate_in_at: crate::rows::time(at)?,
+                }),
+                None => None,
+            };
+            stays.insert(key.clone(), entry);
+        }
+        // A passage renumbered while in the yard leaves its old place.
+        sqlx::query("DELETE FROM yard WHERE passage_id = ?")
+            .bind(p.id.to_string())
+            .execute(&mut *conn)
+            .await?;
+        let stay = stays.get(&key).cloned().flatten();
+        match gate::movement(p, stay.as_ref()) {
+            YardChange::None => {}
+            YardChange::Enter(entry) => {
+                sqlx::query(
+                    "INSERT INTO yard (passage_id, container_owner, container_number, gate_in_at) \
+                     VALUES (?, ?, ?, ?) ON CONFLICT (container_owner, container_number) DO UPDATE \
+                     SET passage_id = excluded.passage_id, gate_in_at = excluded.gate_in_at",
+                )
+                .bind(entry.passage_id.to_string())
+                .bind(&key.0)
+                .bind(&key.1)
+                .bind(micros(entry.gate_in_at))
+                .execute(&mut *conn)
+                .await?;
+                stays.insert(key, Some(entry));
+            }
+            YardChange::Leave { passage_id } => {
+                sqlx::query("DELETE FROM yard WHERE passage_id = ?")
+                    .bind(passage_id.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+                stays.insert(key, None);
+            }
+        }
+        let (flags, dwell) = (p.flags, p.dwell_secs);
+        for d in plan.decisions.iter_mut().filter(|d| d.passage_id == *id) {
+            d.passage.flags = flags;
+            d.passage.dwell_secs = dwell;
+        }
+    }
+    Ok(())
+}
+
 fn kind_of(joined: Joined) -> OutcomeKind {
     match joined {
         Joined::Created => OutcomeKind::Created,
@@ -1050,7 +1136,12 @@ fn bind_passage<'qb, 'args: 'qb>(
         .push_bind(micros(p.created_at))
         .push_bind(micros(p.updated_at))
         .push_bind(p.version)
-        .push_bind(serde_json::to_string(&p.corrections).unwrap_or_else(|_| "[]".into()));
+        .push_bind(serde_json::to_string(&p.corrections).unwrap_or_else(|_| "[]".into()))
+        .push_bind(p.direction.as_str())
+        .push_bind(p.lane.as_deref())
+        .push_bind(p.truck_plate.as_deref())
+        .push_bind(p.iso_type.as_deref())
+        .push_bind(p.dwell_secs);
 }
 
 async fn upsert_candidates(
@@ -1073,7 +1164,9 @@ async fn upsert_candidates(
          camera_id = excluded.camera_id, source_video = excluded.source_video, \
          cropped_image_ref = excluded.cropped_image_ref, confidence = excluded.confidence, \
          updated_at = excluded.updated_at, version = excluded.version, \
-         corrections = excluded.corrections, votes = excluded.votes",
+         corrections = excluded.corrections, votes = excluded.votes, \
+         direction = excluded.direction, lane = excluded.lane, truck_plate = excluded.truck_plate, \
+         iso_type = excluded.iso_type, dwell_secs = excluded.dwell_secs",
     );
     q.build().execute(&mut *conn).await?;
     Ok(())

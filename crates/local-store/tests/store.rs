@@ -5,8 +5,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, TimeZone, Utc};
 use gatelog_core::dedup::{DedupIndex, Observation};
-use gatelog_core::{DedupConfig, RawRead, Read, ValidationConfig};
-use gatelog_local_store::{LogFilter, Order, OutcomeKind, Replay, Store, StoreConfig};
+use gatelog_core::{DedupConfig, Direction, Flags, RawRead, Read, ValidationConfig};
+use gatelog_local_store::{
+    Cursor, LogFilter, Order, OutcomeKind, Replay, Store, StoreConfig, YardFilter,
+};
 use gatelog_metrics::Metrics;
 use proptest::prelude::*;
 use tokio_util::sync::CancellationToken;
@@ -547,5 +549,160 @@ async fn a_misread_passage_is_corrected_by_later_reads_across_commits() {
     assert_eq!(stored.container, "CSQU3054383");
     assert_eq!(stored.corrections.len(), 1);
     assert_eq!(r.store.count().await.unwrap(), 1);
+    r.stop().await;
+}
+
+/// A read at a gate camera of `direction`, on truck `plate`.
+fn gate(container: &str, t: DateTime<Utc>, direction: Direction, plate: &str) -> Read {
+    let mut r = read(container, t);
+    r.direction = direction;
+    r.truck_plate = Some(plate.into());
+    r
+}
+
+#[tokio::test]
+async fn the_yard_follows_gate_ins_and_gate_outs_with_dwell() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Running::open(&dir.path().join("g.db")).await;
+    let w = r.store.writer();
+    let (a, b, c) = ("MSCU1234566", "CSQU3054383", "TGHU7654320");
+    // Two boxes on one truck come in; a third box goes out never having
+    // come in.
+    let ins = w
+        .write(vec![
+            gate(a, at(0), Direction::In, "12가3456"),
+            gate(b, at(1), Direction::In, "12가3456"),
+        ])
+        .await
+        .unwrap();
+    let stray = w
+        .write(vec![gate(c, at(2), Direction::Out, "99나9999")])
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(stray.passage.flags.contains(Flags::OUT_WITHOUT_IN));
+    assert_eq!(stray.passage.dwell_secs, None);
+
+    let now = at(3_600);
+    let page = r
+        .store
+        .yard(
+            &YardFilter {
+                limit: 10,
+                ..YardFilter::default()
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.count, 2);
+    assert_eq!(
+        page.yard
+            .iter()
+            .map(|i| (i.container.as_str(), i.dwell_secs))
+            .collect::<Vec<_>>(),
+        [(a, 3_600), (b, 3_599)],
+        "longest stays first"
+    );
+    assert_eq!(page.yard[0].passage_id, ins[0].passage.id);
+    assert_eq!(page.yard[0].truck_plate.as_deref(), Some("12가3456"));
+
+    // A goes out two hours after it came in: its stay ends, with its dwell.
+    let out = w
+        .write(vec![gate(a, at(7_200), Direction::Out, "34다5678")])
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(out.passage.dwell_secs, Some(7_200));
+    assert!(out.passage.flags.is_empty() || !out.passage.flags.contains(Flags::OUT_WITHOUT_IN));
+    // B comes in again without going out.
+    let again = w
+        .write(vec![gate(b, at(7_300), Direction::In, "56라7890")])
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(again.passage.flags.contains(Flags::IN_WHILE_IN));
+    // A comes back after the window: in the yard again, from now.
+    w.write(vec![gate(a, at(9_000), Direction::In, "34다5678")])
+        .await
+        .unwrap();
+
+    let now = at(10_000);
+    let page = r
+        .store
+        .yard(
+            &YardFilter {
+                limit: 1,
+                ..YardFilter::default()
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.count, 2);
+    let rest = r
+        .store
+        .yard(
+            &YardFilter {
+                limit: 10,
+                cursor: Cursor::decode(page.next_cursor.as_deref().unwrap()),
+                ..YardFilter::default()
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let listed: Vec<(String, i64)> = page
+        .yard
+        .iter()
+        .chain(&rest.yard)
+        .map(|i| (i.container.clone(), i.dwell_secs))
+        .collect();
+    assert_eq!(listed, [(b.to_string(), 2_700), (a.to_string(), 1_000)]);
+    assert!(rest.next_cursor.is_none());
+    // The filters, and the count against a direct count.
+    let long = r
+        .store
+        .yard(
+            &YardFilter {
+                limit: 10,
+                min_dwell_secs: Some(2_000),
+                ..YardFilter::default()
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!((long.count, long.yard.len()), (1, 1));
+    let msc = r
+        .store
+        .yard(
+            &YardFilter {
+                limit: 10,
+                owner: Some("MSCU".into()),
+                ..YardFilter::default()
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        msc.yard
+            .iter()
+            .map(|i| i.container.as_str())
+            .collect::<Vec<_>>(),
+        [a]
+    );
+    let stats = r
+        .store
+        .yard_stats(at(0), at(10_000), gatelog_local_store::Bucket::Hour, now)
+        .await
+        .unwrap();
+    assert_eq!(stats.count, 2);
+    assert_eq!(stats.per_owner.get("CSQU"), Some(&1));
+    assert_eq!(stats.dwell.max, 2_700);
+    let ins: i64 = stats.movements.iter().map(|m| m.gate_ins).sum();
+    let outs: i64 = stats.movements.iter().map(|m| m.gate_outs).sum();
+    assert_eq!((ins, outs), (4, 2));
     r.stop().await;
 }

@@ -506,6 +506,11 @@ fn generate(n: usize, offset: usize) -> Vec<Passage> {
                     SyncState::Pending
                 },
                 corrections: Vec::new(),
+                direction: Default::default(),
+                lane: None,
+                truck_plate: None,
+                iso_type: None,
+                dwell_secs: None,
             }
         })
         .collect()

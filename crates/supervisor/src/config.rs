@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use gatelog_api::{LimitsConfig, ServerConfig};
+use gatelog_core::gate::{CameraConfig, Cameras};
 use gatelog_core::recognize::OwnerCodes;
 use gatelog_core::{DedupConfig, ValidationConfig};
 use gatelog_local_store::StoreConfig;
@@ -38,6 +39,9 @@ pub struct Config {
     pub dedup: DedupConfig,
     pub validation: ValidationConfig,
     pub recognition: RecognitionConfig,
+    /// `[[cameras]]`: each camera's direction (`in`, `out`, `none`) and
+    /// lane. A camera not listed has no direction.
+    pub cameras: Vec<CameraConfig>,
     pub sync: SyncConfig,
     pub supabase: SupabaseSection,
     pub postgres: PostgresSection,
@@ -398,6 +402,7 @@ impl Config {
             );
         }
         self.recognition.owner_codes()?;
+        self.camera_map()?;
         if self.server.body_limit_bytes < 1024 {
             return Err("bad configuration: server.body_limit_bytes must be at least 1024".into());
         }
@@ -427,6 +432,11 @@ impl Config {
         self.sync_target()
             .map(|_| ())
             .map_err(|e| format!("bad configuration: {e}"))
+    }
+
+    /// The cameras by id; an error names the entry at fault.
+    pub fn camera_map(&self) -> Result<Cameras, String> {
+        Cameras::new(&self.cameras).map_err(|e| format!("bad configuration: {e}"))
     }
 
     /// The sync target with its settings, checked.

@@ -177,6 +177,7 @@ impl Application {
                 .owner_codes()
                 .map_err(anyhow::Error::msg)?
                 .map(Arc::new),
+            cameras: Arc::new(config.camera_map().map_err(anyhow::Error::msg)?),
             body_limit: config.server.body_limit_bytes,
             sync: sync_handle,
             security: crate::ops::security(&config),

@@ -51,6 +51,11 @@ fn passages(n: usize) -> Vec<Passage> {
                 version: 1,
                 sync_state: SyncState::Pending,
                 corrections: Vec::new(),
+                direction: Default::default(),
+                lane: None,
+                truck_plate: None,
+                iso_type: None,
+                dwell_secs: None,
             }
         })
         .collect()
@@ -88,7 +93,7 @@ async fn raw_ceiling(db: &TestDb, rows: &[Passage]) -> Duration {
                 .push_bind(p.container_number.clone())
                 .push_bind(p.check_digit.map(i16::from))
                 .push_bind(p.check_digit_ok)
-                .push_bind(i16::from(p.flags.bits()))
+                .push_bind(p.flags.to_i16())
                 .push_bind(p.source_video.clone())
                 .push_bind(p.cropped_image_ref.clone())
                 .push_bind(p.camera_id.clone())

@@ -65,7 +65,7 @@ impl<'a> From<&'a Passage> for CentralRow<'a> {
             container_number: &p.container_number,
             check_digit: p.check_digit.map(i16::from),
             check_digit_ok: p.check_digit_ok,
-            flags: i16::from(p.flags.bits()),
+            flags: p.flags.to_i16(),
             source_video: p.source_video.as_deref(),
             cropped_image_ref: p.cropped_image_ref.as_deref(),
             camera_id: p.camera_id.as_deref(),

@@ -124,7 +124,7 @@ fn passage_id(path: &str) -> Result<Uuid, ApiError> {
 
 /// The query's pairs, refusing any parameter not in `known` and any given
 /// twice, with a 400 that names it.
-fn strict_pairs(query: &str, known: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
+pub(crate) fn strict_pairs(query: &str, known: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
         .map_err(|_| ApiError::bad_param("query", "the query string is not valid URL encoding"))?;
     let mut seen = std::collections::HashSet::new();

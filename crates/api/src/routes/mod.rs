@@ -9,6 +9,7 @@ pub mod session;
 pub mod stats;
 pub mod sync;
 pub mod ws;
+pub mod yard;
 
 use actix_web::web;
 
@@ -39,6 +40,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(web::resource("/metrics").route(web::get().to(health::metrics)))
         .service(web::resource("/api/v1/stats").route(web::get().to(stats::get)))
+        .service(web::resource("/api/v1/yard").route(web::get().to(yard::list)))
+        .service(web::resource("/api/v1/yard/stats").route(web::get().to(yard::stats)))
         .service(web::resource("/ws/logs").route(web::get().to(ws::logs)))
         .service(web::resource("/").route(web::get().to(dashboard::index)))
         .service(web::resource("/app.js").route(web::get().to(dashboard::script)))

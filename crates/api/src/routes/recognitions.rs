@@ -78,6 +78,7 @@ fn parse(
     let context = ParseContext {
         validation: &state.validation,
         owners: state.owners.as_deref(),
+        cameras: Some(&state.cameras),
         received_at,
     };
     raw_read(value, raw)

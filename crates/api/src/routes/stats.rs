@@ -19,13 +19,13 @@ use crate::{ApiError, AppState};
 pub const MAX_BUCKETS: i64 = 744;
 
 #[derive(Debug, Clone, PartialEq)]
-struct Params {
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    bucket: Bucket,
+pub(crate) struct Params {
+    pub(crate) from: DateTime<Utc>,
+    pub(crate) to: DateTime<Utc>,
+    pub(crate) bucket: Bucket,
 }
 
-fn parse_params(query: &str, now: DateTime<Utc>) -> Result<Params, ApiError> {
+pub(crate) fn parse_params(query: &str, now: DateTime<Utc>) -> Result<Params, ApiError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
         .map_err(|_| ApiError::bad_param("query", "the query string is not valid URL encoding"))?;
     let (mut from, mut to, mut bucket) = (None, None, Bucket::Hour);

@@ -162,11 +162,7 @@ fn bind_rows<'q>(q: Query<'q>, rows: &[Passage]) -> Query<'q> {
                 .collect::<Vec<_>>(),
         )
         .bind(rows.iter().map(|p| p.check_digit_ok).collect::<Vec<_>>())
-        .bind(
-            rows.iter()
-                .map(|p| i16::from(p.flags.bits()))
-                .collect::<Vec<_>>(),
-        )
+        .bind(rows.iter().map(|p| p.flags.to_i16()).collect::<Vec<_>>())
         .bind(opt(|p| p.source_video.as_deref()))
         .bind(opt(|p| p.cropped_image_ref.as_deref()))
         .bind(opt(|p| p.camera_id.as_deref()))
