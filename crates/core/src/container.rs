@@ -167,7 +167,7 @@ impl fmt::Display for CheckDigit {
 
 /// The ISO 6346 value of an upper-case letter: 10 upwards, skipping 11, 22
 /// and 33.
-fn letter_value(b: u8) -> u32 {
+pub(crate) fn letter_value(b: u8) -> u32 {
     let mut v = 10 + u32::from(b - b'A');
     for skipped in [11, 22, 33] {
         if v >= skipped {

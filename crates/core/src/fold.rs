@@ -21,10 +21,12 @@
 //!   - weaker evidence needs the same camera (or an unknown one) and a read
 //!     within [`FoldConfig::near_miss_gap`] of the passage's span (a truck
 //!     in view is read every second or two; the next truck comes later):
-//!     both sides pass one check digit (the difference lies where the check
-//!     digit is blind: letters 11 apart in value, such as `E`/`O` or
-//!     `A`/`K`/`U`, or a remainder of 10 read as 0), or one side passes and
-//!     the other has no check digit;
+//!     both sides pass one check digit and differ by letters 11 apart in
+//!     value (such as `E`/`O` or `A`/`K`/`U`, where the check digit is
+//!     blind), or one side passes and the other has no check digit. (A
+//!     remainder of 10 written as 0 also lets two numbers share a check
+//!     digit, but one real number in eleven has it, so it is no sign of a
+//!     misread.);
 //!   - two misread characters fold only when the read fails the check
 //!     digit the passage passes, and it comes close, from the same camera;
 //!   - a number whose check digit had to fill in an unreadable character
@@ -200,6 +202,18 @@ fn verified(read: &Read) -> bool {
             .is_none_or(|c| c.rule != CorrectionRule::CheckDigit)
 }
 
+/// Whether two numbers one character apart differ by two letters whose
+/// ISO 6346 values are 11 apart, which the check digit cannot tell apart.
+fn letters_eleven_apart(a: &str, b: &str) -> bool {
+    a.bytes().zip(b.bytes()).any(|(x, y)| {
+        x != y
+            && x.is_ascii_uppercase()
+            && y.is_ascii_uppercase()
+            && crate::container::letter_value(x).abs_diff(crate::container::letter_value(y)) % 11
+                == 0
+    })
+}
+
 /// Whether `read` at `t` is a near miss of passage `p` (see the module doc).
 fn near_miss(read: &Read, p: &Passage, t: i64, config: &FoldConfig) -> bool {
     let number = read.container.normalized();
@@ -227,9 +241,12 @@ fn near_miss(read: &Read, p: &Passage, t: i64, config: &FoldConfig) -> bool {
         (Some(a), Some(b)) if a != b => false,
         // One check digit, and one side fails it: a misread character.
         (Some(_), Some(_)) if !r_pass || !p_pass => true,
-        // Both pass one check digit: the difference is where the check
-        // digit is blind (letters 11 apart, a remainder of 10 read as 0).
-        (Some(_), Some(_)) => close(),
+        // Both pass one check digit. Where the difference is two letters
+        // 11 apart in value (`E`/`O`, `A`/`K`/`U`), the check digit cannot
+        // see a misread. A remainder of 10 read as 0 also makes two numbers
+        // share a check digit, but one in eleven real numbers has it: that
+        // says nothing, and they stay apart.
+        (Some(_), Some(_)) => letters_eleven_apart(&r_core, &p_core) && close(),
         // The read's check digit fails its own number but fits the
         // passage's: it vouches for the passage.
         (Some(a), None) if !r_pass && computed(&p_core) == Some(a) => true,
@@ -787,6 +804,36 @@ mod tests {
         assert_eq!(d.passage.corrections.len(), 1);
         assert_eq!(d.passage.corrections[0].from, "M5CU1234566");
         assert_eq!(d.passage.corrections[0].rule, CorrectionRule::Lookalike);
+    }
+
+    #[test]
+    fn valid_numbers_sharing_a_check_digit_stay_apart_unless_letters_eleven_apart() {
+        // Serials one digit apart whose remainders are 0 and 10 both carry
+        // check digit 0: two real containers, read at once.
+        let zero: Vec<String> = (0..2000)
+            .map(|i| valid(&format!("MSCU{:06}", i)))
+            .filter(|n| n.ends_with('0'))
+            .collect();
+        let (a, b) = zero
+            .iter()
+            .flat_map(|a| zero.iter().map(move |b| (a, b)))
+            .find(|(a, b)| hamming(&a[..10], &b[..10]) == Some(1))
+            .expect("such a pair exists");
+        let mut yard = Yard::new();
+        let first = yard.one(read(a, 0, "gate-1"));
+        let second = yard.one(read(b, 0, "gate-1"));
+        assert_ne!(first.passage_id, second.passage_id, "{a} {b}");
+        // E and O are 11 apart: the check digit cannot tell EOLU from OOLU.
+        let truth = valid("OOLU123456");
+        let twin = format!("EOLU123456{}", &truth[10..]);
+        assert!(ContainerNumber::parse(&twin).unwrap().check_status() == CheckStatus::Valid);
+        let mut yard = Yard::new();
+        let first = yard.one(read(&truth, 0, "gate-1"));
+        let misread = yard.one(read(&twin, 1, "gate-1"));
+        assert_eq!(
+            (misread.passage_id, misread.joined),
+            (first.passage_id, Joined::NearMiss)
+        );
     }
 
     /// Distinct valid numbers far apart: clean input has no near misses.
