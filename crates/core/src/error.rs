@@ -19,6 +19,8 @@ pub enum Field {
     SourceVideo,
     CroppedImageRef,
     Confidence,
+    /// Why an operator corrected a passage.
+    Reason,
     Body,
 }
 
@@ -37,6 +39,7 @@ impl Field {
             Field::SourceVideo => "source_video",
             Field::CroppedImageRef => "cropped_image_ref",
             Field::Confidence => "confidence",
+            Field::Reason => "reason",
             Field::Body => "body",
         }
     }
