@@ -140,7 +140,7 @@ fn login_page(error: Option<&str>) -> String {
     format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>gatelog: sign in</title></head>
+<title>gatelog: sign in</title><link rel="icon" href="data:,"></head>
 <body style="font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem">
 <h1>gatelog</h1>
 <p>Enter a read key to open the dashboard, or an operator key to correct numbers too.</p>{error}
