@@ -1,9 +1,12 @@
 // gatelog dashboard: a live table of passages, search and filters, a detail
-// view, the sync indicator and a passages-per-hour chart.
+// view, the sync indicator, a passages-per-hour chart, and the exceptions
+// view where an operator types the numbers gatelog could not read.
 //
 // Data comes from the server's own API: GET /api/v1/logs for pages,
-// GET /api/v1/logs/{id} for details, GET /api/v1/stats for the chart, and
-// the WebSocket /ws/logs for live changes. Rows are keyed by passage id, so
+// GET /api/v1/logs/{id} for details, GET /api/v1/stats for the chart,
+// GET /api/v1/exceptions for the queue (POST …/resolve and PATCH
+// /api/v1/logs/{id} to correct), and the WebSocket /ws/logs for live
+// changes. Rows are keyed by passage id, so
 // a passage that arrives twice (from a page and from the feed) is shown
 // once. Plain JavaScript with no build step and no outside resources.
 'use strict';
@@ -26,6 +29,17 @@ const TEXT = {
     site: 'Site', confidence: 'Confidence', video: 'Source video', firstSeen: 'First seen',
     checkDigit: 'Check digit', raw: 'Raw input', id: 'Id', sinceResync: 'Reloaded after falling behind',
     loadError: 'Could not load passages', passages: 'passages',
+    flagClock: 'camera clock wrong', flagTimeAssumed: 'no camera time', flagOwner: 'unknown owner code',
+    exceptions: 'Exceptions', exceptionsTitle: 'Exceptions: reads and numbers waiting for an operator',
+    exceptionsHint: 'Type the container number as it is on the box, with its check digit.',
+    exceptionsEmpty: 'Nothing is waiting.', unresolved_read: 'Unreadable read', unverified_passage: 'Unverified number',
+    resolve: 'Resolve', correct: 'Correct', correctNumber: 'Correct the number', reason: 'Reason (optional)',
+    numberInvalid: 'Not an ISO 6346 number (4 letters ending in U, J or Z, 6 digits, check digit)',
+    checkDigitShould: 'the check digit for this number is', numberOk: 'valid number',
+    forbidden: 'Correcting needs an operator key: sign in with one', correctedMark: 'corrected',
+    corrections: 'Corrections', colFrom: 'From', colTo: 'To', colRule: 'Rule', colBy: 'By', colAt: 'At', colReason: 'Reason',
+    rule_lookalike: 'look-alike', rule_check_digit: 'check digit', rule_owner_code: 'owner code',
+    rule_consensus: 'consensus', rule_operator: 'operator', readAs: 'read as',
   },
   ko: {
     connecting: '연결 중', live: '실시간', offline: '오프라인',
@@ -44,6 +58,17 @@ const TEXT = {
     site: '사이트', confidence: '신뢰도', video: '원본 영상', firstSeen: '처음 인식',
     checkDigit: '체크 디지트', raw: '원본 입력', id: 'ID', sinceResync: '지연되어 다시 불러왔습니다',
     loadError: '통과 기록을 불러오지 못했습니다', passages: '대',
+    flagClock: '카메라 시각 오류', flagTimeAssumed: '촬영 시각 없음', flagOwner: '등록되지 않은 선사 코드',
+    exceptions: '예외 처리', exceptionsTitle: '예외 처리: 운영자 확인이 필요한 인식과 번호',
+    exceptionsHint: '컨테이너에 적힌 번호를 체크 디지트까지 입력하세요.',
+    exceptionsEmpty: '확인할 항목이 없습니다.', unresolved_read: '판독 불가 인식', unverified_passage: '미확인 번호',
+    resolve: '확정', correct: '수정', correctNumber: '번호 수정', reason: '사유 (선택)',
+    numberInvalid: 'ISO 6346 번호가 아닙니다 (U, J, Z로 끝나는 영문 4자, 숫자 6자리, 체크 디지트)',
+    checkDigitShould: '이 번호의 체크 디지트는', numberOk: '올바른 번호',
+    forbidden: '수정하려면 운영자 키로 로그인해야 합니다', correctedMark: '수정됨',
+    corrections: '수정 이력', colFrom: '이전', colTo: '이후', colRule: '규칙', colBy: '수정자', colAt: '시각', colReason: '사유',
+    rule_lookalike: '유사 문자', rule_check_digit: '체크 디지트', rule_owner_code: '선사 코드',
+    rule_consensus: '다수결', rule_operator: '운영자', readAs: '인식 원문',
   },
 };
 
@@ -87,6 +112,7 @@ function applyLanguage() {
   renderSync();
   setLive($('live').dataset.state);
   loadChart();
+  if (!$('exceptions').hidden) loadExceptions(false);
 }
 
 function fmtTime(iso) {
@@ -194,6 +220,9 @@ function flagText(p) {
   if (names.includes('check_digit_missing')) parts.push(t('flagMissing'));
   if (names.includes('check_digit_mismatch')) parts.push(t('flagMismatch'));
   if (names.includes('category_unknown')) parts.push(t('flagCategory'));
+  if (names.includes('clock_skew')) parts.push(t('flagClock'));
+  if (names.includes('time_assumed')) parts.push(t('flagTimeAssumed'));
+  if (names.includes('owner_unknown')) parts.push(t('flagOwner'));
   if (!parts.length && !p.check_digit_ok) parts.push(t('flagMissing'));
   return parts.join(', ');
 }
@@ -204,6 +233,12 @@ function fillRow(row, p) {
   row.dataset.flagged = flagged ? 'true' : 'false';
   const container = el('td', { class: 'container' }, p.container);
   if (flagged) container.append(el('span', { class: 'flag', title: flagText(p), 'data-testid': 'flag' }, `⚠ ${flagText(p)}`));
+  const fixes = p.corrections || [];
+  row.dataset.corrected = fixes.length ? 'true' : 'false';
+  if (fixes.length) {
+    const last = fixes[fixes.length - 1];
+    container.append(el('span', { class: 'corrected', 'data-testid': 'corrected', title: `${last.from} → ${last.to} (${t(`rule_${last.rule}`)})` }, `✎ ${t('correctedMark')}`));
+  }
   // Without a sync target nothing is waiting to be sent, so rows carry no
   // sync state; "pending" on every row would read as a backlog.
   const state = syncTargeted() ? (p.sync_state || 'pending') : 'none';
@@ -265,6 +300,23 @@ function onDuplicate(msg) {
   }
 }
 
+/** A passage changed number: show it as it now stands. */
+async function onCorrected(msg) {
+  const known = rows.get(msg.id);
+  if (!known) return;
+  try {
+    const res = await fetch(`/api/v1/logs/${encodeURIComponent(msg.id)}`);
+    if (!res.ok) return;
+    const p = await res.json();
+    delete p.sightings;
+    upsert(p, { fresh: false, atEnd: false });
+    known.row.classList.add('fresh');
+    setTimeout(() => known.row.classList.remove('fresh'), 4000);
+  } catch {
+    // The next page load shows it.
+  }
+}
+
 function remember(cursor, capturedAt) {
   const at = Date.parse(capturedAt);
   if (cursor && at >= feedCursorAt) {
@@ -299,9 +351,15 @@ function connect() {
         remember(msg.cursor, msg.log.captured_at);
         if (matches(msg.log)) upsert(msg.log, { fresh: true, atEnd: false });
         scheduleChart();
+        scheduleExceptions();
         break;
       case 'duplicate':
         onDuplicate(msg);
+        scheduleExceptions();
+        break;
+      case 'corrected':
+        onCorrected(msg);
+        scheduleExceptions();
         break;
       case 'sync_status':
         lastSync = msg;
@@ -466,7 +524,27 @@ async function openDetail(id) {
   add('confidence', p.confidence);
   add('video', p.source_video);
   add('colSync', t(p.sync_state));
-  const body = [dl, el('h3', {}, t('image'))];
+  const body = [dl];
+  const fixes = p.corrections || [];
+  if (fixes.length) {
+    body.push(el('h3', {}, t('corrections')));
+    const history = el('tbody', {});
+    for (const c of fixes) {
+      history.append(el('tr', { 'data-testid': 'correction-row' },
+        el('td', {}, fmtTime(c.at)), el('td', { class: 'container' }, c.from), el('td', { class: 'container' }, c.to),
+        el('td', {}, t(`rule_${c.rule}`)), el('td', {}, c.by), el('td', {}, c.reason || '')));
+    }
+    body.push(el('table', { 'data-testid': 'corrections' }, el('thead', {}, el('tr', {},
+      el('th', {}, t('colAt')), el('th', {}, t('colFrom')), el('th', {}, t('colTo')),
+      el('th', {}, t('colRule')), el('th', {}, t('colBy')), el('th', {}, t('colReason')))), history));
+  }
+  body.push(el('h3', {}, t('correctNumber')), numberForm({
+    label: t('correct'),
+    withReason: true,
+    submit: (number, reason) => sendCorrection(`/api/v1/logs/${encodeURIComponent(p.id)}`, 'PATCH', { container: number, reason }),
+    done: () => openDetail(p.id),
+  }));
+  body.push(el('h3', {}, t('image')));
   const refs = [p.cropped_image_ref, ...(p.sightings || []).map((s) => s.cropped_image_ref)];
   const url = refs.map(imageUrl).find((u) => u);
   if (url) body.push(el('img', { src: url, alt: `${t('image')} ${p.container}`, 'data-testid': 'crop' }));
@@ -484,7 +562,7 @@ async function openDetail(id) {
         el('td', {}, fmtTime(s.captured_at)),
         el('td', {}, s.camera_id || '—'),
         el('td', {}, s.confidence ?? '—'),
-        el('td', {}, s.check_digit_ok ? '✓' : '⚠'),
+        el('td', {}, `${s.check_digit_ok ? '✓' : '⚠'}${s.corrected_from ? ` ✎ ${t('readAs')} ${s.corrected_from} (${t(`rule_${s.rule}`)})` : ''}`),
         el('td', {}, el('pre', {}, JSON.stringify(s.raw)))));
     }
   };
@@ -504,6 +582,150 @@ async function openDetail(id) {
   body.push(table, moreSightings);
   $('detail-body').replaceChildren(...body);
   $('detail').hidden = false;
+}
+
+// ---- Exceptions -----------------------------------------------------------
+
+/** ISO 6346 letter values: A=10 upwards, skipping multiples of 11. */
+const LETTER_VALUES = (() => {
+  const values = {};
+  let v = 10;
+  for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZ') {
+    if (v % 11 === 0) v += 1;
+    values[c] = v;
+    v += 1;
+  }
+  return values;
+})();
+
+/** The check digit of an owner code and serial (10 characters). */
+function checkDigitOf(core) {
+  let sum = 0;
+  for (let i = 0; i < 10; i += 1) {
+    const c = core[i];
+    sum += (c >= 'A' && c <= 'Z' ? LETTER_VALUES[c] : Number(c)) * 2 ** i;
+  }
+  return (sum % 11) % 10;
+}
+
+/**
+ * What an operator typed, as the server will judge it: a whole ISO 6346
+ * number whose check digit passes, or a hint saying what is wrong.
+ */
+function parseContainer(input) {
+  const s = input.toUpperCase().replace(/[\s\-./_]/g, '');
+  if (!/^[A-Z]{3}[UJZ][0-9]{6}[0-9]?$/.test(s)) return { ok: false, hint: t('numberInvalid') };
+  const digit = checkDigitOf(s.slice(0, 10));
+  if (s.length === 10 || Number(s[10]) !== digit) return { ok: false, hint: `${t('checkDigitShould')} ${digit}` };
+  return { ok: true, number: s, hint: t('numberOk') };
+}
+
+/**
+ * An input that accepts only a valid number, with its button and hint.
+ * `submit(number, reason)` sends it and resolves to whether it worked.
+ */
+function numberForm({ label, withReason, submit, done }) {
+  const input = el('input', { type: 'text', maxLength: 16, autocomplete: 'off', spellcheck: false, placeholder: 'CSQU3054383', 'data-testid': 'number-input' });
+  const reason = withReason ? el('input', { type: 'text', maxLength: 500, placeholder: t('reason'), 'data-testid': 'reason-input' }) : null;
+  const button = el('button', { type: 'submit', disabled: true, 'data-testid': 'number-submit' }, label);
+  const hint = el('span', { class: 'hint', 'data-testid': 'number-hint' });
+  const form = el('form', { class: 'correct-form' }, input, reason, button, hint);
+  input.addEventListener('input', () => {
+    const parsed = parseContainer(input.value);
+    const empty = input.value.trim() === '';
+    input.setAttribute('aria-invalid', String(!parsed.ok && !empty));
+    button.disabled = !parsed.ok;
+    hint.textContent = empty ? '' : parsed.hint;
+  });
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const parsed = parseContainer(input.value);
+    if (!parsed.ok) return;
+    button.disabled = true;
+    if (await submit(parsed.number, reason ? reason.value : undefined)) done();
+    else button.disabled = false;
+  });
+  return form;
+}
+
+/** Sends a correction; a refusal is shown, never lost silently. */
+async function sendCorrection(url, method, body) {
+  try {
+    const res = await fetch(url, { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    if (res.ok) {
+      scheduleExceptions(0);
+      return true;
+    }
+    const err = await res.json().catch(() => ({}));
+    toast(res.status === 403 ? t('forbidden') : (err.message || `HTTP ${res.status}`));
+  } catch (e) {
+    toast(e.message);
+  }
+  return false;
+}
+
+function exceptionItem(item) {
+  const url = imageUrl(item.cropped_image_ref);
+  const picture = url
+    ? el('img', { src: url, alt: `${t('image')} ${item.text}`, 'data-testid': 'exception-image' })
+    : el('span', { class: 'noimg muted' }, t('noImage'));
+  const li = el('li', { class: 'exception', 'data-testid': 'exception', 'data-id': item.id, 'data-kind': item.kind });
+  const target = item.kind === 'unresolved_read'
+    ? { url: `/api/v1/exceptions/${encodeURIComponent(item.id)}/resolve`, method: 'POST', label: t('resolve') }
+    : { url: `/api/v1/logs/${encodeURIComponent(item.id)}`, method: 'PATCH', label: t('correct') };
+  li.append(
+    picture,
+    el('div', {}, el('strong', {}, t(item.kind)), ' ', el('span', { class: 'text', 'data-testid': 'exception-text' }, item.text)),
+    el('div', { class: 'muted' }, `${item.camera_id || '—'} · ${fmtTime(item.captured_at)}`),
+    numberForm({
+      label: target.label,
+      withReason: false,
+      submit: (number) => sendCorrection(target.url, target.method, { container: number }),
+      done: () => { li.remove(); $('exceptions-empty').hidden = $('exception-list').children.length > 0; },
+    }),
+  );
+  return li;
+}
+
+let exceptionsCursor = null;
+async function loadExceptions(append) {
+  const open = !$('exceptions').hidden;
+  const params = new URLSearchParams({ limit: open ? '20' : '1' });
+  if (append && exceptionsCursor) params.set('cursor', exceptionsCursor);
+  try {
+    const res = await fetch(`/api/v1/exceptions?${params}`);
+    if (!res.ok) return;
+    const body = await res.json();
+    const badge = $('exceptions-count');
+    badge.textContent = String(body.open.total);
+    badge.dataset.open = String(body.open.total > 0);
+    if (!open) return;
+    const list = $('exception-list');
+    // Keep an item an operator is typing into; replace the rest.
+    const typing = document.activeElement && list.contains(document.activeElement);
+    if (typing && !append) return;
+    if (!append) list.replaceChildren();
+    for (const item of body.exceptions) list.append(exceptionItem(item));
+    exceptionsCursor = body.next_cursor;
+    $('more-exceptions').hidden = !exceptionsCursor;
+    $('exceptions-empty').hidden = list.children.length > 0;
+  } catch {
+    // The next refresh tries again.
+  }
+}
+
+let exceptionsTimer = null;
+/** Refreshes the queue and its count soon, once for a burst of events. */
+function scheduleExceptions(delay = 1000) {
+  clearTimeout(exceptionsTimer);
+  exceptionsTimer = setTimeout(() => loadExceptions(false), delay);
+}
+
+function toggleExceptions() {
+  const section = $('exceptions');
+  section.hidden = !section.hidden;
+  $('show-exceptions').setAttribute('aria-expanded', String(!section.hidden));
+  loadExceptions(false);
 }
 
 // ---- Notices --------------------------------------------------------------
@@ -527,6 +749,8 @@ function start() {
     loadPage(false);
   });
   $('more').addEventListener('click', () => loadPage(true));
+  $('show-exceptions').addEventListener('click', toggleExceptions);
+  $('more-exceptions').addEventListener('click', () => loadExceptions(true));
   $('close-detail').addEventListener('click', () => { $('detail').hidden = true; });
   document.addEventListener('keydown', (e) => { if (e.key === 'Escape') $('detail').hidden = true; });
   $('lang').addEventListener('click', () => {
@@ -540,6 +764,9 @@ function start() {
   connect();
   setInterval(loadChart, 60000);
   setInterval(loadSync, 10000);
+  // Queued reads make no live event, so the count is also polled.
+  loadExceptions(false);
+  setInterval(() => loadExceptions(false), 10000);
 }
 
 start();

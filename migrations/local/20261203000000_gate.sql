@@ -30,3 +30,11 @@ CREATE UNIQUE INDEX yard_by_container ON yard (container_owner, container_number
 -- Longest stays first, with keyset paging.
 CREATE INDEX yard_by_time ON yard (gate_in_at, passage_id);
 CREATE INDEX yard_by_owner ON yard (container_owner, gate_in_at, passage_id);
+
+-- A queued read keeps its camera's direction and lane, its plate and its
+-- size-type code, for the sighting an operator makes of it.
+ALTER TABLE unresolved_reads ADD COLUMN direction TEXT NOT NULL DEFAULT 'none'
+    CHECK (direction IN ('in', 'out', 'none'));
+ALTER TABLE unresolved_reads ADD COLUMN lane TEXT;
+ALTER TABLE unresolved_reads ADD COLUMN truck_plate TEXT;
+ALTER TABLE unresolved_reads ADD COLUMN iso_type TEXT;

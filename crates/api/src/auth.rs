@@ -10,13 +10,27 @@
 //!   no secret; `/api/v1/session`, which checks the key itself; and
 //!   `/login`, the sign-in form.
 //! - **ingest**: `/api/v1/recognitions`. Needs an ingest key.
-//! - **read**: every other path: the rest of `/api/…`, `/ws/…`, `/` and
-//!   the dashboard's assets. Needs a read key.
+//! - **read**: `GET` and `HEAD` on every other path: the rest of
+//!   `/api/…`, `/ws/…`, `/` and the dashboard's assets. Needs a read key
+//!   or an operator key.
+//! - **correct**: any other method on those paths, such as `PATCH
+//!   /api/v1/logs/{id}` and `POST /api/v1/exceptions/{id}/resolve`. Needs
+//!   an operator key; a read or ingest key gets 403.
+//!
+//! # Operator keys and names
+//! A correction records who made it (`by`). An operator key configured
+//! as `name:key` is named `name` (1 to 32 letters, digits, `_`, `.` or
+//! `-`), and the client sends only `key`; a key configured bare is named
+//! by a short fingerprint, `operator:` and the first 8 hex digits of its
+//! SHA-256, which is stable and says nothing useful about a long random
+//! key. With no keys configured at all, corrections are open and `by` is
+//! `local`.
 //!
 //! # Credentials
 //! - `Authorization: Bearer <key>`. Keys are held only as SHA-256 digests
 //!   and compared in constant time against every configured key.
-//! - The `gatelog_session` cookie, for reads only. Browsers cannot set
+//! - The `gatelog_session` cookie, for reads and corrections (an
+//!   operator key's session), never for ingest. Browsers cannot set
 //!   headers on a WebSocket, so the dashboard posts its read key once to
 //!   `POST /api/v1/session` and gets an `HttpOnly; SameSite=Strict` cookie
 //!   holding a signed token that expires after `auth.session_ttl_secs`.
@@ -62,7 +76,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header;
+use actix_web::http::{header, Method};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpRequest, ResponseError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -83,27 +97,36 @@ const INGEST_REQUIRED: &str =
     "a valid ingest key is required: send Authorization: Bearer <ingest key>";
 const READ_REQUIRED: &str =
     "a valid read key is required: send Authorization: Bearer <read key>, or sign in through POST /api/v1/session";
+const OPERATOR_REQUIRED: &str =
+    "a valid operator key is required: send Authorization: Bearer <operator key>, or sign in with one through POST /api/v1/session";
+const CORRECT_FORBIDDEN: &str =
+    "only an operator key may correct: this key may read (or post reads) but not change them; configure an operator key in auth.operator_keys";
 const CROSS_ORIGIN: &str =
     "the session cookie is not accepted from another origin; send Authorization: Bearer <read key>";
 const CROSS_ORIGIN_SIGN_IN: &str =
     "sign-in is accepted only from this server's own pages (or an origin in server.cors_origins): \
      the request's Origin or Referer names another site";
 
-/// What a path needs.
+/// What a request needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     Open,
     Ingest,
     Read,
+    /// A change made by hand: an operator's correction.
+    Correct,
 }
 
-/// Classifies a path (as the router will match it).
-pub fn classify(path: &str) -> Access {
+/// Classifies a request by its method and path (as the router will match
+/// it). Outside the open and ingest paths, only `GET` and `HEAD` read;
+/// every other method changes something and needs an operator.
+pub fn classify(method: &Method, path: &str) -> Access {
     match path {
         "/healthz" | "/readyz" | "/metrics" | "/api/v1/session" | "/login" => Access::Open,
         "/api/v1/recognitions" => Access::Ingest,
         p if p.starts_with("/api/v1/recognitions/") => Access::Ingest,
-        _ => Access::Read,
+        _ if method == Method::GET || method == Method::HEAD => Access::Read,
+        _ => Access::Correct,
     }
 }
 
@@ -113,12 +136,15 @@ pub fn classify(path: &str) -> Access {
 pub enum Principal {
     Ingest(usize),
     Read(usize),
+    Operator(usize),
 }
 
 /// What [`Security::new`] needs from the configuration.
 pub struct SecurityConfig<'a> {
     pub ingest_keys: &'a [SecretString],
     pub read_keys: &'a [SecretString],
+    /// Keys that may read and correct, each `name:key` or a bare key.
+    pub operator_keys: &'a [SecretString],
     /// How long a dashboard session lasts.
     pub session_ttl: Duration,
     pub limits: &'a LimitsConfig,
@@ -131,6 +157,10 @@ pub struct Security {
     ingest: Vec<[u8; 32]>,
     /// SHA-256 digests of the read keys.
     read: Vec<[u8; 32]>,
+    /// SHA-256 digests of the operator keys (the key part of `name:key`).
+    operator: Vec<[u8; 32]>,
+    /// Each operator key's name, recorded as `by` on its corrections.
+    operator_names: Vec<String>,
     sessions: Sessions,
     /// `None` when rate limiting is off.
     limiter: Option<RateLimiter<Principal>>,
@@ -146,6 +176,7 @@ impl std::fmt::Debug for Security {
         f.debug_struct("Security")
             .field("ingest_keys", &self.ingest.len())
             .field("read_keys", &self.read.len())
+            .field("operator_keys", &self.operator_names)
             .field("rate_limited", &self.limiter.is_some())
             .finish_non_exhaustive()
     }
@@ -158,9 +189,16 @@ impl Security {
                 .map(|k| digest(k.expose_secret().as_bytes()))
                 .collect()
         };
+        let (operator_names, operator): (Vec<String>, Vec<[u8; 32]>) = c
+            .operator_keys
+            .iter()
+            .map(|k| operator_key(k.expose_secret()))
+            .unzip();
         Self {
             ingest: digests(c.ingest_keys),
             read: digests(c.read_keys),
+            operator,
+            operator_names,
             sessions: Sessions::new(c.session_ttl),
             limiter: (c.limits.rate_per_sec > 0.0)
                 .then(|| RateLimiter::new(c.limits.rate_per_sec, c.limits.burst)),
@@ -181,6 +219,7 @@ impl Security {
         Self::new(SecurityConfig {
             ingest_keys: &[],
             read_keys: &[],
+            operator_keys: &[],
             session_ttl: Duration::from_secs(3600),
             limits: &LimitsConfig {
                 rate_per_sec: 0.0,
@@ -195,20 +234,54 @@ impl Security {
 
     /// True when no key is configured at all.
     pub fn is_open(&self) -> bool {
-        self.ingest.is_empty() && self.read.is_empty()
+        self.ingest.is_empty() && self.read.is_empty() && self.operator.is_empty()
     }
 
-    /// The position of `key` among the read keys, for a sign-in from
+    /// The name a correction records as `by` for `who`: the operator
+    /// key's name, or `local` when no key is configured. Any other key is
+    /// refused (403), whatever the middleware let through.
+    pub fn corrector(&self, who: Option<Principal>) -> Result<String, ApiError> {
+        match who {
+            Some(Principal::Operator(i)) => self
+                .operator_names
+                .get(i)
+                .cloned()
+                .ok_or(ApiError::Forbidden(CORRECT_FORBIDDEN)),
+            None if self.is_open() => Ok(gatelog_core::operator::LOCAL.to_string()),
+            _ => Err(ApiError::Forbidden(CORRECT_FORBIDDEN)),
+        }
+    }
+
+    /// Who `key` is among the read and operator keys, for a sign-in from
     /// `req`. A wrong key counts as a failed authentication of its
     /// address; an address out of allowance gets 429 without its key being
     /// checked.
-    pub fn sign_in(&self, req: &HttpRequest, key: &str) -> Result<usize, ApiError> {
+    pub fn sign_in(&self, req: &HttpRequest, key: &str) -> Result<Principal, ApiError> {
         let ip = peer_ip(req);
         self.failures_allow(ip)?;
-        find(&self.read, &digest(key.as_bytes())).ok_or_else(|| {
+        self.reader(&digest(key.as_bytes())).ok_or_else(|| {
             self.record_failure(ip);
-            ApiError::Unauthorized("that is not a read key; the dashboard needs a read key")
+            ApiError::Unauthorized(
+                "that is not a read key or an operator key; the dashboard needs one of them",
+            )
         })
+    }
+
+    /// The read or operator key with digest `d`. Both lists are compared
+    /// in full, so the time taken does not tell which holds it.
+    fn reader(&self, d: &[u8; 32]) -> Option<Principal> {
+        let read = find(&self.read, d).map(Principal::Read);
+        let operator = find(&self.operator, d).map(Principal::Operator);
+        operator.or(read)
+    }
+
+    /// Whether a principal from a session still names a configured key.
+    fn still_configured(&self, who: Principal) -> bool {
+        match who {
+            Principal::Read(i) => i < self.read.len(),
+            Principal::Operator(i) => i < self.operator.len(),
+            Principal::Ingest(_) => false,
+        }
     }
 
     /// 429 when `ip` has spent its allowance of failed authentications.
@@ -230,9 +303,10 @@ impl Security {
         }
     }
 
-    /// A new session token for read key `index`, and its lifetime.
-    pub fn issue_session(&self, index: usize) -> (String, Duration) {
-        (self.sessions.issue(index, unix_now()), self.sessions.ttl)
+    /// A new session token for `who` (a read or operator key), and its
+    /// lifetime.
+    pub fn issue_session(&self, who: Principal) -> (String, Duration) {
+        (self.sessions.issue(who, unix_now()), self.sessions.ttl)
     }
 
     /// Checks a request's credentials for `access`. `Ok(None)` means no
@@ -247,6 +321,7 @@ impl Security {
         }
         let denied = ApiError::Unauthorized(match access {
             Access::Ingest => INGEST_REQUIRED,
+            Access::Correct => OPERATOR_REQUIRED,
             _ => READ_REQUIRED,
         });
         if let Some(value) = req.headers().get(header::AUTHORIZATION) {
@@ -256,38 +331,64 @@ impl Security {
             // after a restart, is no guess and spends nothing.)
             let ip = peer_ip(req);
             self.failures_allow(ip)?;
-            let found = self.check_key(access, value);
-            if found.is_none() {
-                self.record_failure(ip);
-            }
-            return found.map(Some).ok_or(denied);
+            return match self.check_key(access, value) {
+                KeyCheck::Allowed(who) => Ok(Some(who)),
+                // A real key that may not correct: that is no guess, and
+                // the answer says what is missing.
+                KeyCheck::OtherClass if access == Access::Correct => {
+                    Err(ApiError::Forbidden(CORRECT_FORBIDDEN))
+                }
+                KeyCheck::OtherClass | KeyCheck::Unknown => {
+                    self.record_failure(ip);
+                    Err(denied)
+                }
+            };
         }
-        if access == Access::Read {
+        if matches!(access, Access::Read | Access::Correct) {
             if let Some(token) = cookie(req, SESSION_COOKIE) {
-                if let Some(index) = self.sessions.verify(token, self.read.len(), unix_now()) {
+                let who = self
+                    .sessions
+                    .verify(token, unix_now())
+                    .filter(|who| self.still_configured(*who));
+                if let Some(who) = who {
                     if !self.same_or_allowed_origin(req) {
                         return Err(ApiError::Unauthorized(CROSS_ORIGIN));
                     }
-                    return Ok(Some(Principal::Read(index)));
+                    if access == Access::Correct && !matches!(who, Principal::Operator(_)) {
+                        return Err(ApiError::Forbidden(CORRECT_FORBIDDEN));
+                    }
+                    return Ok(Some(who));
                 }
             }
         }
         Err(denied)
     }
 
-    /// The key an `Authorization: Bearer` header names, among those of
-    /// `access`'s class.
-    fn check_key(&self, access: Access, value: &header::HeaderValue) -> Option<Principal> {
-        let token = value
+    /// What the key an `Authorization: Bearer` header names may do for
+    /// `access`.
+    fn check_key(&self, access: Access, value: &header::HeaderValue) -> KeyCheck {
+        let Some(token) = value
             .to_str()
             .ok()
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, t)| t.trim())?;
+            .map(|(_, t)| t.trim())
+        else {
+            return KeyCheck::Unknown;
+        };
         let d = digest(token.as_bytes());
-        match access {
-            Access::Ingest => find(&self.ingest, &d).map(Principal::Ingest),
-            _ => find(&self.read, &d).map(Principal::Read),
+        // Every list is compared in full, whichever class is asked for.
+        let ingest = find(&self.ingest, &d).map(Principal::Ingest);
+        let reader = self.reader(&d);
+        let allowed = match access {
+            Access::Ingest => ingest,
+            Access::Correct => reader.filter(|who| matches!(who, Principal::Operator(_))),
+            _ => reader,
+        };
+        match (allowed, ingest.or(reader)) {
+            (Some(who), _) => KeyCheck::Allowed(who),
+            (None, Some(_)) => KeyCheck::OtherClass,
+            (None, None) => KeyCheck::Unknown,
         }
     }
 
@@ -360,6 +461,36 @@ impl Security {
     }
 }
 
+/// What a bearer key may do for the access a request needs.
+enum KeyCheck {
+    Allowed(Principal),
+    /// A configured key, of a class that does not give this access.
+    OtherClass,
+    /// No configured key (or no bearer token at all).
+    Unknown,
+}
+
+/// The longest name an operator key may carry.
+const MAX_OPERATOR_NAME: usize = 32;
+
+/// An operator key as configured: its name and the digest of the key the
+/// client sends. `name:key` names it; anything else is a bare key, named
+/// by its fingerprint.
+fn operator_key(entry: &str) -> (String, [u8; 32]) {
+    if let Some((name, key)) = entry.split_once(':') {
+        let well_formed = (1..=MAX_OPERATOR_NAME).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if well_formed && !key.is_empty() {
+            return (name.to_string(), digest(key.as_bytes()));
+        }
+    }
+    let d = digest(entry.as_bytes());
+    let fingerprint: String = d[..4].iter().map(|b| format!("{b:02x}")).collect();
+    (format!("operator:{fingerprint}"), d)
+}
+
 /// The origin (`scheme://host[:port]`) of an absolute URL such as a
 /// `Referer`.
 fn origin_of(url: &str) -> Option<String> {
@@ -383,7 +514,7 @@ pub async fn guard(
         ));
     };
     let security = &state.security;
-    let access = classify(req.match_info().as_str());
+    let access = classify(req.method(), req.match_info().as_str());
     match security.authenticate(req.request(), access) {
         Ok(Some(who)) => {
             if let Err(e) = security.admit(who) {
@@ -468,8 +599,9 @@ fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// Signed, expiring session tokens: `<expires>.<key index>.<nonce>.<mac>`,
-/// the MAC an HMAC-SHA256 of the first three parts.
+/// Signed, expiring session tokens: `<expires>.<key>.<nonce>.<mac>`, the
+/// key `r<index>` for a read key or `o<index>` for an operator key, the
+/// MAC an HMAC-SHA256 of the first three parts.
 ///
 /// A token is honoured only while its nonce is among the live sessions,
 /// so signing out ends the session on the server and a copied cookie dies
@@ -513,7 +645,7 @@ impl Sessions {
         mac
     }
 
-    fn issue(&self, index: usize, now: i64) -> String {
+    fn issue(&self, who: Principal, now: i64) -> String {
         let mut nonce = [0u8; NONCE_BYTES];
         rand::rng().fill_bytes(&mut nonce);
         let expires = now + self.ttl.as_secs() as i64;
@@ -530,16 +662,20 @@ impl Sessions {
             }
             live.insert(nonce, expires);
         }
-        let payload = format!("{expires}.{index}.{}", URL_SAFE_NO_PAD.encode(nonce));
+        let key = match who {
+            Principal::Operator(i) => format!("o{i}"),
+            Principal::Read(i) | Principal::Ingest(i) => format!("r{i}"),
+        };
+        let payload = format!("{expires}.{key}.{}", URL_SAFE_NO_PAD.encode(nonce));
         let tag = self.mac(&payload).finalize().into_bytes();
         format!("{payload}.{}", URL_SAFE_NO_PAD.encode(tag))
     }
 
-    /// The read key index of a valid, unexpired, live token.
-    fn verify(&self, token: &str, read_keys: usize, now: i64) -> Option<usize> {
-        let (expires, index, nonce) = self.open(token)?;
+    /// The read or operator key of a valid, unexpired, live token.
+    fn verify(&self, token: &str, now: i64) -> Option<Principal> {
+        let (expires, who, nonce) = self.open(token)?;
         let live = self.live().get(&nonce).is_some_and(|&e| e > now);
-        (live && expires > now && index < read_keys).then_some(index)
+        (live && expires > now).then_some(who)
     }
 
     /// Ends the session of `token`, if it is one of ours.
@@ -549,8 +685,8 @@ impl Sessions {
         }
     }
 
-    /// The expiry, key index and nonce of a token whose MAC is right.
-    fn open(&self, token: &str) -> Option<(i64, usize, [u8; NONCE_BYTES])> {
+    /// The expiry, key and nonce of a token whose MAC is right.
+    fn open(&self, token: &str) -> Option<(i64, Principal, [u8; NONCE_BYTES])> {
         if token.len() > 256 {
             return None;
         }
@@ -559,9 +695,14 @@ impl Sessions {
         self.mac(payload).verify_slice(&tag).ok()?;
         let mut parts = payload.split('.');
         let expires: i64 = parts.next()?.parse().ok()?;
-        let index: usize = parts.next()?.parse().ok()?;
+        let key = parts.next()?;
+        let who = match (key.get(..1)?, key.get(1..)?.parse().ok()?) {
+            ("r", i) => Principal::Read(i),
+            ("o", i) => Principal::Operator(i),
+            _ => return None,
+        };
         let nonce = URL_SAFE_NO_PAD.decode(parts.next()?).ok()?;
-        Some((expires, index, nonce.try_into().ok()?))
+        Some((expires, who, nonce.try_into().ok()?))
     }
 }
 
@@ -650,6 +791,10 @@ mod tests {
                 SecretString::from("read-key-1"),
                 SecretString::from("read-key-2"),
             ],
+            operator_keys: &[
+                SecretString::from("kim:operator-key-1"),
+                SecretString::from("operator-key-2"),
+            ],
             session_ttl: Duration::from_secs(60),
             limits: &LimitsConfig::default(),
             server: &ServerConfig::default(),
@@ -658,6 +803,21 @@ mod tests {
 
     #[test]
     fn paths_are_classified_deny_by_default() {
+        for (method, path, access) in [
+            (Method::POST, "/api/v1/logs/x", Access::Correct),
+            (Method::PATCH, "/api/v1/logs/x", Access::Correct),
+            (
+                Method::POST,
+                "/api/v1/exceptions/x/resolve",
+                Access::Correct,
+            ),
+            (Method::DELETE, "/", Access::Correct),
+            (Method::HEAD, "/api/v1/logs", Access::Read),
+            (Method::POST, "/api/v1/recognitions", Access::Ingest),
+            (Method::DELETE, "/api/v1/session", Access::Open),
+        ] {
+            assert_eq!(classify(&method, path), access, "{method} {path}");
+        }
         for (path, access) in [
             ("/healthz", Access::Open),
             ("/metrics", Access::Open),
@@ -672,7 +832,7 @@ mod tests {
             ("/healthz/", Access::Read),
             ("//api/v1/recognitions", Access::Read),
         ] {
-            assert_eq!(classify(path), access, "{path}");
+            assert_eq!(classify(&Method::GET, path), access, "{path}");
         }
     }
 
@@ -706,35 +866,97 @@ mod tests {
     }
 
     #[test]
+    fn operators_read_and_correct_and_nobody_else_corrects() {
+        let s = security();
+        let bearer = |k: &str| {
+            TestRequest::default()
+                .insert_header((header::AUTHORIZATION, format!("Bearer {k}")))
+                .to_http_request()
+        };
+        // Named as configured; the client sends only the key.
+        let kim = s
+            .authenticate(&bearer("operator-key-1"), Access::Correct)
+            .unwrap();
+        assert_eq!(kim, Some(Principal::Operator(0)));
+        assert_eq!(s.corrector(kim).unwrap(), "kim");
+        assert!(s
+            .authenticate(&bearer("kim:operator-key-1"), Access::Correct)
+            .is_err());
+        // A bare key is named by its fingerprint, stably.
+        let bare = s
+            .authenticate(&bearer("operator-key-2"), Access::Read)
+            .unwrap();
+        let name = s.corrector(bare).unwrap();
+        assert!(name.starts_with("operator:") && name.len() == 17, "{name}");
+        assert_eq!(name, operator_key("operator-key-2").0);
+        // Read and ingest keys may not correct: 403, not 401.
+        for key in ["read-key-1", "ingest-key-1"] {
+            assert!(matches!(
+                s.authenticate(&bearer(key), Access::Correct),
+                Err(ApiError::Forbidden(_))
+            ));
+        }
+        assert!(matches!(
+            s.authenticate(&bearer("nobody"), Access::Correct),
+            Err(ApiError::Unauthorized(_))
+        ));
+        assert!(s.corrector(Some(Principal::Read(0))).is_err());
+        assert!(s.corrector(None).is_err(), "keys are configured");
+        assert_eq!(Security::open().corrector(None).unwrap(), "local");
+        // Operator keys do not ingest.
+        assert!(s
+            .authenticate(&bearer("operator-key-1"), Access::Ingest)
+            .is_err());
+        // Names that are not names leave the whole entry a key.
+        assert_eq!(operator_key("a b:c").0, operator_key("a b:c").0);
+        assert!(operator_key("a b:c").0.starts_with("operator:"));
+        assert!(operator_key(":key").0.starts_with("operator:"));
+        assert_eq!(operator_key("lee.park-2:k").0, "lee.park-2");
+    }
+
+    #[test]
     fn session_tokens_verify_expire_and_resist_tampering() {
         let s = Sessions::new(Duration::from_secs(60));
-        let t = s.issue(1, 1_000);
-        assert_eq!(s.verify(&t, 2, 1_000), Some(1));
-        assert_eq!(s.verify(&t, 2, 1_060), None, "expired");
-        assert_eq!(s.verify(&t, 1, 1_000), None, "key no longer there");
-        let forged = t.replacen("1060.1.", "9999999999.1.", 1);
-        assert_eq!(s.verify(&forged, 2, 1_000), None);
+        let t = s.issue(Principal::Read(1), 1_000);
+        assert_eq!(s.verify(&t, 1_000), Some(Principal::Read(1)));
+        assert_eq!(s.verify(&t, 1_060), None, "expired");
+        let forged = t.replacen("1060.r1.", "9999999999.r1.", 1);
+        assert_ne!(forged, t);
+        assert_eq!(s.verify(&forged, 1_000), None);
+        let promoted = t.replacen(".r1.", ".o1.", 1);
+        assert_ne!(promoted, t);
+        assert_eq!(
+            s.verify(&promoted, 1_000),
+            None,
+            "a read session is no operator's"
+        );
+        let o = s.issue(Principal::Operator(0), 1_000);
+        assert_eq!(s.verify(&o, 1_000), Some(Principal::Operator(0)));
         let other = Sessions::new(Duration::from_secs(60));
-        assert_eq!(other.verify(&t, 2, 1_000), None, "another process's token");
-        assert_eq!(s.verify("garbage", 2, 1_000), None);
+        assert_eq!(other.verify(&t, 1_000), None, "another process's token");
+        assert_eq!(s.verify("garbage", 1_000), None);
     }
 
     #[test]
     fn a_revoked_token_is_refused_and_the_live_set_is_bounded() {
         let s = Sessions::new(Duration::from_secs(60));
-        let a = s.issue(0, 1_000);
-        let b = s.issue(0, 1_000);
+        let a = s.issue(Principal::Read(0), 1_000);
+        let b = s.issue(Principal::Read(0), 1_000);
         s.revoke(&a);
-        assert_eq!(s.verify(&a, 1, 1_000), None, "signed out");
-        assert_eq!(s.verify(&b, 1, 1_000), Some(0), "another session lives on");
+        assert_eq!(s.verify(&a, 1_000), None, "signed out");
+        assert_eq!(
+            s.verify(&b, 1_000),
+            Some(Principal::Read(0)),
+            "another session lives on"
+        );
         s.revoke("garbage");
 
-        let first = s.issue(0, 2_000);
+        let first = s.issue(Principal::Read(0), 2_000);
         for i in 0..MAX_SESSIONS {
-            s.issue(0, 2_001 + i as i64);
+            s.issue(Principal::Read(0), 2_001 + i as i64);
         }
         assert!(s.live().len() <= MAX_SESSIONS);
-        assert_eq!(s.verify(&first, 1, 2_000), None, "the oldest made room");
+        assert_eq!(s.verify(&first, 2_000), None, "the oldest made room");
     }
 
     #[test]
@@ -788,7 +1010,7 @@ mod tests {
     #[test]
     fn cookies_are_refused_from_foreign_origins() {
         let s = security();
-        let token = s.issue_session(0).0;
+        let token = s.issue_session(Principal::Read(0)).0;
         let req = |origin: Option<&str>| {
             let mut r = TestRequest::default()
                 .insert_header((header::HOST, "gate.example:8080"))

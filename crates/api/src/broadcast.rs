@@ -94,10 +94,11 @@ impl Frame {
     }
 }
 
-/// The `new_log` or `duplicate` frame for one committed outcome.
-pub fn outcome_frame(o: &Outcome) -> Frame {
+/// The `new_log` or `duplicate` frame for one committed outcome; none
+/// for a correction by hand, which only its `corrected` frame announces.
+pub fn outcome_frame(o: &Outcome) -> Option<Frame> {
     let p = &o.passage;
-    match o.kind {
+    Some(match o.kind {
         OutcomeKind::Created => {
             let cursor = Cursor {
                 captured_at: p.captured_at.timestamp_micros(),
@@ -120,7 +121,8 @@ pub fn outcome_frame(o: &Outcome) -> Frame {
                 "last_seen_at": p.last_seen_at,
             }),
         ),
-    }
+        OutcomeKind::Corrected => return None,
+    })
 }
 
 /// The `corrected` frame when an outcome changed its passage's number.
@@ -135,6 +137,7 @@ pub fn correction_frame(o: &Outcome) -> Option<Frame> {
             "container": o.passage.container,
             "corrected_from": c.from,
             "rule": c.rule,
+            "by": c.by,
             "version": o.passage.version,
         }),
     ))
@@ -352,7 +355,9 @@ where
                             continue;
                         }
                         for o in batch.iter() {
-                            self.fan_out(&mut state.clients, outcome_frame(o));
+                            if let Some(frame) = outcome_frame(o) {
+                                self.fan_out(&mut state.clients, frame);
+                            }
                             if let Some(frame) = correction_frame(o) {
                                 self.fan_out(&mut state.clients, frame);
                             }

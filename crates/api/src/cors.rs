@@ -2,9 +2,10 @@
 //!
 //! With no origins configured no CORS header is ever sent, so browsers let
 //! only pages served by gatelog itself call the API. An allowed origin may
-//! send `GET` and `POST` with `Authorization` and `Content-Type`; cookies
-//! are not offered cross-origin (the session cookie is `SameSite=Strict`),
-//! so a cross-origin client authenticates with a bearer key.
+//! send `GET`, `POST`, `PATCH` and `DELETE` with `Authorization` and
+//! `Content-Type`; cookies are not offered cross-origin (the session
+//! cookie is `SameSite=Strict`), so a cross-origin client authenticates
+//! with a bearer key.
 
 use actix_cors::Cors;
 use actix_web::http::{header, Method};
@@ -14,7 +15,7 @@ use actix_web::middleware::Condition;
 /// are checked at config load (`ServerConfig::check`).
 pub fn middleware(origins: &[String]) -> Condition<Cors> {
     let mut cors = Cors::default()
-        .allowed_methods([Method::GET, Method::POST, Method::DELETE])
+        .allowed_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
         .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .max_age(3600);
     for o in origins {

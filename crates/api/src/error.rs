@@ -47,6 +47,10 @@ pub enum ApiError {
     IdConflict { earlier: uuid::Uuid },
     #[error("{0}")]
     NotFound(String),
+    /// A queued read an operator resolved before; the message says when,
+    /// by whom and into which passage.
+    #[error("{0}")]
+    AlreadyResolved(String),
     /// The route exists but not for this method.
     #[error("{method} is not allowed on {path}")]
     MethodNotAllowed { method: String, path: String },
@@ -111,6 +115,7 @@ impl ApiError {
             ApiError::ReadTooLarge { .. } => "read_too_large",
             ApiError::IdConflict { .. } => "id_conflict",
             ApiError::NotFound(_) => "not_found",
+            ApiError::AlreadyResolved(_) => "already_resolved",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
@@ -161,7 +166,7 @@ impl ResponseError for ApiError {
             ApiError::TooLarge { .. } | ApiError::ReadTooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            ApiError::IdConflict { .. } => StatusCode::CONFLICT,
+            ApiError::IdConflict { .. } | ApiError::AlreadyResolved(_) => StatusCode::CONFLICT,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,

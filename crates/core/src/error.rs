@@ -21,6 +21,8 @@ pub enum Field {
     Confidence,
     TruckPlate,
     IsoType,
+    /// Why an operator corrected a passage.
+    Reason,
     Body,
 }
 
@@ -41,6 +43,7 @@ impl Field {
             Field::Confidence => "confidence",
             Field::TruckPlate => "truck_plate",
             Field::IsoType => "iso_type",
+            Field::Reason => "reason",
             Field::Body => "body",
         }
     }

@@ -63,6 +63,11 @@ use crate::read::Read;
 /// Who made an automatic correction.
 pub const AUTOMATIC: &str = "gatelog";
 
+/// How much more than the heaviest number an operator's number weighs. A
+/// read weighs at most 3, so a passage would need over 300 billion reads
+/// to outweigh a correction by hand.
+pub const OPERATOR_WEIGHT: f64 = 1e12;
+
 /// Settings of the fold rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FoldConfig {
@@ -117,6 +122,20 @@ impl Votes {
         v.weight += base * confidence;
         v.valid |= status == CheckStatus::Valid;
         if let Some(d) = n.check_digit() {
+            v.digit = Some(d.value());
+        }
+    }
+
+    /// Makes `number` the passage's consensus for good, as a correction by
+    /// hand does: it weighs [`OPERATOR_WEIGHT`] more than the heaviest
+    /// number, so no run of later reads moves the consensus off it, and a
+    /// later correction by hand pins its own number above this one.
+    pub fn pin(&mut self, number: &crate::ContainerNumber) {
+        let heaviest = self.0.values().map(|v| v.weight).fold(0.0, f64::max);
+        let v = self.0.entry(core(&number.normalized())).or_default();
+        v.weight = heaviest + OPERATOR_WEIGHT;
+        v.valid |= number.check_status() == CheckStatus::Valid;
+        if let Some(d) = number.check_digit() {
             v.digit = Some(d.value());
         }
     }
@@ -209,8 +228,9 @@ fn letters_eleven_apart(a: &str, b: &str) -> bool {
         x != y
             && x.is_ascii_uppercase()
             && y.is_ascii_uppercase()
-            && crate::container::letter_value(x).abs_diff(crate::container::letter_value(y)) % 11
-                == 0
+            && crate::container::letter_value(x)
+                .abs_diff(crate::container::letter_value(y))
+                .is_multiple_of(11)
     })
 }
 
@@ -394,6 +414,7 @@ impl Work {
                 rule: rc.rule,
                 at: now,
                 by: AUTOMATIC.to_string(),
+                reason: None,
             })
             .collect();
         Self {
@@ -528,6 +549,7 @@ impl Work {
             rule: CorrectionRule::Consensus,
             at: now,
             by: AUTOMATIC.to_string(),
+            reason: None,
         };
         p.corrections.push(correction.clone());
         Some(correction)

@@ -17,6 +17,8 @@
 //! - [`dedup`]: the sliding window over `captured_at`.
 //! - [`fold`]: the one pure function that decides which passage each read
 //!   joins and what number each passage holds.
+//! - [`operator`]: corrections by hand: an operator's number for a queued
+//!   read or a passage.
 //! - [`error`]: the one error type, which names the offending field.
 
 pub mod container;
@@ -24,6 +26,7 @@ pub mod dedup;
 pub mod error;
 pub mod fold;
 pub mod gate;
+pub mod operator;
 pub mod passage;
 pub mod read;
 pub mod recognize;
@@ -31,7 +34,9 @@ pub mod recognize;
 pub use container::{CheckDigit, ContainerNumber, OwnerCode, SerialNumber};
 pub use dedup::{DedupConfig, PassageSpan};
 pub use error::{Field, FieldError};
-pub use passage::{Correction, CorrectionRule, Direction, Flags, Passage, Sighting};
+pub use passage::{
+    Correction, CorrectionRule, Direction, Flags, Passage, QueuedRead, Resolved, Sighting,
+};
 pub use read::{
     CheckDigitInput, FlagPolicy, ParseContext, Parsed, RawRead, Read, Unresolved, ValidationConfig,
 };

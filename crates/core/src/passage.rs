@@ -4,7 +4,8 @@
 //! `container_logs` row. Each accepted read is a [`Sighting`] attached to
 //! exactly one passage, and keeps the input as it was received, so that a
 //! later correction of a passage's number can be audited against the reads
-//! that made it.
+//! that made it. A read that could not be made into a number is a
+//! [`QueuedRead`] until an operator resolves it into a sighting.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, Serializer};
@@ -178,6 +179,20 @@ impl CorrectionRule {
             CorrectionRule::Operator => "operator",
         }
     }
+
+    /// The rule with this stable name, as [`CorrectionRule::as_str`]
+    /// spells it.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            CorrectionRule::Lookalike,
+            CorrectionRule::CheckDigit,
+            CorrectionRule::OwnerCode,
+            CorrectionRule::Consensus,
+            CorrectionRule::Operator,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == name)
+    }
 }
 
 /// One change of a passage's number, kept in its history.
@@ -191,6 +206,9 @@ pub struct Correction {
     pub at: DateTime<Utc>,
     /// Who: `gatelog` for automatic rules, the key's name for an operator.
     pub by: String,
+    /// Why, in the operator's words, when a correction by hand gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// One container's passage through the gate.
@@ -258,6 +276,45 @@ pub struct Sighting {
     pub confidence: Option<f64>,
     pub check_digit_ok: bool,
     pub flags: Flags,
+    /// The read's own text, when it was corrected to `container`: a
+    /// look-alike character, the one candidate the check digit allows, or
+    /// an operator's number for a read that could not be made into one.
+    pub corrected_from: Option<String>,
+    /// The rule that corrected the read, beside `corrected_from`.
+    pub rule: Option<CorrectionRule>,
+}
+
+/// A read kept in the exceptions queue: its text has the shape of a
+/// container number but could not be made into one.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueuedRead {
+    pub id: Uuid,
+    pub site_id: String,
+    /// The text as read, upper case, without separators.
+    pub text: String,
+    pub captured_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub flags: Flags,
+    pub camera_id: Option<String>,
+    pub source_video: Option<String>,
+    pub cropped_image_ref: Option<String>,
+    pub confidence: Option<f64>,
+    /// The input exactly as received: its JSON text, byte for byte.
+    pub raw: Box<serde_json::value::RawValue>,
+    /// Set once an operator resolved it.
+    pub resolved: Option<Resolved>,
+}
+
+/// How an operator resolved a queued read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Resolved {
+    pub at: DateTime<Utc>,
+    /// The name of the operator's key (`local` with no keys configured).
+    pub by: String,
+    /// The number the operator gave.
+    pub container: String,
+    /// The passage the read landed in as a sighting.
+    pub passage_id: Uuid,
 }
 
 #[cfg(test)]
@@ -275,5 +332,23 @@ mod tests {
         );
         assert_eq!(Flags::from_bits_truncate(i64::from(f.bits())), f);
         assert_eq!(Flags::from_bits_truncate(0xffff).bits(), 0b1_1111_1111);
+    }
+
+    #[test]
+    fn rules_parse_their_own_names() {
+        for rule in [
+            CorrectionRule::Lookalike,
+            CorrectionRule::CheckDigit,
+            CorrectionRule::OwnerCode,
+            CorrectionRule::Consensus,
+            CorrectionRule::Operator,
+        ] {
+            assert_eq!(CorrectionRule::parse(rule.as_str()), Some(rule));
+            assert_eq!(
+                serde_json::to_value(rule).unwrap(),
+                serde_json::Value::from(rule.as_str())
+            );
+        }
+        assert_eq!(CorrectionRule::parse("guess"), None);
     }
 }

@@ -129,6 +129,12 @@ pub struct Unresolved {
     pub source_video: Option<String>,
     pub cropped_image_ref: Option<String>,
     pub confidence: Option<f64>,
+    /// The direction and lane of its camera, its plate and size-type code,
+    /// kept for the sighting an operator makes of it.
+    pub direction: Direction,
+    pub lane: Option<String>,
+    pub truck_plate: Option<String>,
+    pub iso_type: Option<String>,
     pub raw: String,
 }
 
@@ -302,6 +308,10 @@ impl Read {
                     source_video,
                     cropped_image_ref,
                     confidence,
+                    direction,
+                    lane,
+                    truck_plate,
+                    iso_type,
                     raw: raw.raw,
                 }))
             }

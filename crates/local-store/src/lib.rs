@@ -11,11 +11,15 @@
 //!   database file on a timer, off the write path.
 //! - [`writer`]: the one writer actor. It group-commits concurrent requests
 //!   (one transaction, one fsync) and makes every dedup decision, so that
-//!   decisions are exact under any concurrency and survive restarts.
+//!   decisions are exact under any concurrency and survive restarts. An
+//!   operator's corrections (resolving a queued read, correcting a
+//!   passage) are writer commands too.
 //! - [`query`]: reads for the API: filtered keyset pages, one passage with
 //!   its sightings in pages, the most recent passages.
 //! - [`stats`]: counts of passages, reads, repeats and flagged reads per
 //!   hour or day.
+//! - [`exceptions`]: the exceptions queue: unresolved reads and unverified
+//!   passages in keyset pages, and the open counts.
 //! - `rows`: the mapping between SQLite rows and [`gatelog_core`] types.
 //! - [`error`]: [`StoreError`], which tells callers whether the store is
 //!   unavailable (answer 503) or the request was wrong.
@@ -30,6 +34,7 @@ pub mod backup;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod exceptions;
 pub mod export;
 pub mod lock;
 pub mod query;
@@ -52,10 +57,13 @@ use tokio::sync::{broadcast, mpsc, Mutex};
 pub use checkpoint::Checkpointer;
 pub use config::StoreConfig;
 pub use error::StoreError;
+pub use exceptions::{Exception, ExceptionFilter, ExceptionKind, ExceptionPage, OpenCounts};
 pub use query::{Cursor, LogFilter, Order, Page, SightingPage, SyncFilter};
 pub use retention::{RetentionReport, RetentionScope};
 pub use stats::{Bucket, BucketCounts, Stats};
-pub use writer::{Outcome, OutcomeKind, Queued, Replay, WriterActor, WriterHandle};
+pub use writer::{
+    CorrectOutcome, Outcome, OutcomeKind, Queued, Replay, ResolveOutcome, WriterActor, WriterHandle,
+};
 pub use yard::{YardFilter, YardPage, YardStats};
 
 use gatelog_core::DedupConfig;

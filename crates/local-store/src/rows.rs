@@ -5,7 +5,9 @@
 
 use chrono::{DateTime, Utc};
 use gatelog_core::passage::SyncState;
-use gatelog_core::{Direction, Flags, Passage, Sighting};
+use gatelog_core::{
+    CorrectionRule, Direction, Flags, Passage, QueuedRead, Resolved, Sighting, Unresolved,
+};
 use uuid::Uuid;
 
 use crate::StoreError;
@@ -103,7 +105,8 @@ impl TryFrom<PassageRow> for Passage {
 }
 
 pub(crate) const SIGHTING_COLUMNS: &str = "id, passage_id, captured_at, received_at, container, \
-     check_digit_ok, flags, camera_id, source_video, cropped_image_ref, confidence, raw";
+     check_digit_ok, flags, camera_id, source_video, cropped_image_ref, confidence, raw, \
+     corrected_from, rule";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct SightingRow {
@@ -119,17 +122,15 @@ pub(crate) struct SightingRow {
     cropped_image_ref: Option<String>,
     confidence: Option<f64>,
     raw: String,
+    corrected_from: Option<String>,
+    rule: Option<String>,
 }
 
 impl TryFrom<SightingRow> for Sighting {
     type Error = StoreError;
 
     fn try_from(r: SightingRow) -> Result<Self, StoreError> {
-        // The raw input is kept as received; if it is not JSON (it always is
-        // when it came through the API) it is shown as a string.
-        let raw = serde_json::value::RawValue::from_string(r.raw.clone()).or_else(|_| {
-            serde_json::value::to_raw_value(&r.raw).map_err(|e| StoreError::Corrupt(e.to_string()))
-        })?;
+        let raw = raw_json(r.raw)?;
         Ok(Sighting {
             id: parse_id(&r.id)?,
             passage_id: parse_id(&r.passage_id)?,
@@ -143,8 +144,117 @@ impl TryFrom<SightingRow> for Sighting {
             confidence: r.confidence,
             check_digit_ok: r.check_digit_ok != 0,
             flags: Flags::from_bits_truncate(r.flags),
+            corrected_from: r.corrected_from,
+            // A rule this version does not know (written by a newer one)
+            // is left out rather than failing the whole read.
+            rule: r.rule.as_deref().and_then(CorrectionRule::parse),
         })
     }
+}
+
+/// Every column of `unresolved_reads`, in the order [`UnresolvedRow`]
+/// reads them.
+pub(crate) const UNRESOLVED_COLUMNS: &str = "id, site_id, client_id, content_digest, text, \
+     captured_at, received_at, flags, camera_id, source_video, cropped_image_ref, confidence, raw, \
+     resolved_at, resolved_by, resolved_container, resolved_passage_id, direction, lane, \
+     truck_plate, iso_type";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UnresolvedRow {
+    id: String,
+    site_id: String,
+    client_id: Option<String>,
+    content_digest: String,
+    text: String,
+    captured_at: i64,
+    pub(crate) received_at: i64,
+    flags: i64,
+    camera_id: Option<String>,
+    source_video: Option<String>,
+    cropped_image_ref: Option<String>,
+    confidence: Option<f64>,
+    raw: String,
+    resolved_at: Option<i64>,
+    resolved_by: Option<String>,
+    resolved_container: Option<String>,
+    resolved_passage_id: Option<String>,
+    direction: String,
+    lane: Option<String>,
+    truck_plate: Option<String>,
+    iso_type: Option<String>,
+}
+
+impl UnresolvedRow {
+    /// The read as the parser made it, to be resolved into a sighting.
+    pub(crate) fn to_unresolved(&self) -> Result<Unresolved, StoreError> {
+        Ok(Unresolved {
+            id: self.client_id.as_deref().map(parse_id).transpose()?,
+            content_digest: self.content_digest.clone(),
+            text: self.text.clone(),
+            captured_at: time(self.captured_at)?,
+            flags: Flags::from_bits_truncate(self.flags),
+            camera_id: self.camera_id.clone(),
+            source_video: self.source_video.clone(),
+            cropped_image_ref: self.cropped_image_ref.clone(),
+            confidence: self.confidence,
+            direction: Direction::parse(&self.direction).ok_or_else(|| {
+                StoreError::Corrupt(format!("queued read direction {:?}", self.direction))
+            })?,
+            lane: self.lane.clone(),
+            truck_plate: self.truck_plate.clone(),
+            iso_type: self.iso_type.clone(),
+            raw: self.raw.clone(),
+        })
+    }
+}
+
+impl TryFrom<UnresolvedRow> for QueuedRead {
+    type Error = StoreError;
+
+    fn try_from(r: UnresolvedRow) -> Result<Self, StoreError> {
+        let resolved = match (
+            r.resolved_at,
+            r.resolved_by,
+            r.resolved_container,
+            r.resolved_passage_id,
+        ) {
+            (Some(at), Some(by), Some(container), Some(passage_id)) => Some(Resolved {
+                at: time(at)?,
+                by,
+                container,
+                passage_id: parse_id(&passage_id)?,
+            }),
+            (None, ..) => None,
+            _ => {
+                return Err(StoreError::Corrupt(format!(
+                    "queued read {} is resolved only in part",
+                    r.id
+                )))
+            }
+        };
+        Ok(QueuedRead {
+            id: parse_id(&r.id)?,
+            site_id: r.site_id,
+            text: r.text,
+            captured_at: time(r.captured_at)?,
+            received_at: time(r.received_at)?,
+            flags: Flags::from_bits_truncate(r.flags),
+            camera_id: r.camera_id,
+            source_video: r.source_video,
+            cropped_image_ref: r.cropped_image_ref,
+            confidence: r.confidence,
+            raw: raw_json(r.raw)?,
+            resolved,
+        })
+    }
+}
+
+/// Stored raw input as JSON text; input that is not JSON (it always is
+/// when it came through the API) is shown as a string.
+fn raw_json(raw: String) -> Result<Box<serde_json::value::RawValue>, StoreError> {
+    serde_json::value::RawValue::from_string(raw.clone()).or_else(|_| {
+        serde_json::value::to_raw_value(&raw).map_err(|e| StoreError::Corrupt(e.to_string()))
+    })
 }
 
 pub(crate) fn parse_id(s: &str) -> Result<Uuid, StoreError> {

@@ -20,8 +20,11 @@ use chrono::Utc;
 use gatelog_core::container::CheckStatus;
 use gatelog_core::fold::{fold, Candidate, FoldPlan, Joined, Votes};
 use gatelog_core::gate::{self, YardChange, YardEntry};
+use gatelog_core::operator::{self, OperatorNumber};
 use gatelog_core::passage::SyncState;
-use gatelog_core::{Correction, DedupConfig, Direction, Passage, Read, Unresolved};
+use gatelog_core::{
+    Correction, DedupConfig, Direction, Passage, QueuedRead, Read, Resolved, Unresolved,
+};
 use gatelog_metrics::Metrics;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{ConnectOptions, Connection, QueryBuilder, Sqlite};
@@ -29,7 +32,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, Mutex};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::rows::{micros, PassageRow, PASSAGE_COLUMNS, PASSAGE_WRITE_COLUMNS};
+use crate::rows::{
+    micros, PassageRow, UnresolvedRow, PASSAGE_COLUMNS, PASSAGE_WRITE_COLUMNS, UNRESOLVED_COLUMNS,
+};
 use crate::{StoreConfig, StoreError};
 
 /// Rows per multi-row statement: 500 rows of 20 columns stays well under
@@ -52,11 +57,14 @@ macro_rules! in_transaction {
     };
 }
 
-/// Whether a read opened its passage or joined one.
+/// Whether a read opened its passage or joined one; or, for a correction
+/// by hand, neither.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutcomeKind {
     Created,
     Joined,
+    /// An operator changed the passage's number; no read was added.
+    Corrected,
 }
 
 impl OutcomeKind {
@@ -64,6 +72,7 @@ impl OutcomeKind {
         match self {
             OutcomeKind::Created => "created",
             OutcomeKind::Joined => "joined",
+            OutcomeKind::Corrected => "corrected",
         }
     }
 }
@@ -90,20 +99,60 @@ pub struct Queued {
     pub replay: Replay,
 }
 
-/// The committed result of one read.
+/// The committed result of one read, or of one correction by hand.
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub kind: OutcomeKind,
     /// The passage as it stood right after this read.
     pub passage: Passage,
+    /// The read's sighting; nil for [`OutcomeKind::Corrected`], which adds
+    /// none.
     pub sighting_id: Uuid,
     pub replay: Replay,
     /// The change of the passage's number this read caused, if any.
     pub correction: Option<Correction>,
 }
 
+/// What resolving a queued read came to.
+#[derive(Debug, Clone)]
+pub enum ResolveOutcome {
+    /// The read is now a sighting; the outcome is its fold, with the
+    /// operator's correction recorded on its passage.
+    Resolved(Box<Outcome>),
+    /// No queued read has this id.
+    NotFound,
+    /// An operator resolved it before; nothing was written.
+    AlreadyResolved(Resolved),
+}
+
+/// What correcting a passage by hand came to.
+#[derive(Debug, Clone)]
+pub enum CorrectOutcome {
+    /// The number changed; the outcome carries the correction.
+    Corrected(Box<Outcome>),
+    /// The passage already held that number; nothing was written.
+    Unchanged(Box<Passage>),
+    /// No passage has this id.
+    NotFound,
+}
+
 pub(crate) enum Command {
     Write(PendingWrite),
+    /// An operator's number for a queued read; see [`WriterHandle::resolve`].
+    Resolve {
+        id: Uuid,
+        number: OperatorNumber,
+        by: String,
+        reply: oneshot::Sender<Result<ResolveOutcome, StoreError>>,
+    },
+    /// An operator's number for a passage; see [`WriterHandle::correct`].
+    Correct {
+        id: Uuid,
+        number: OperatorNumber,
+        by: String,
+        reason: Option<String>,
+        reply: oneshot::Sender<Result<CorrectOutcome, StoreError>>,
+    },
     Probe {
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
@@ -188,6 +237,45 @@ impl WriterHandle {
         self.request(|reply| Command::Queue {
             reads,
             received_at,
+            reply,
+        })
+        .await
+    }
+
+    /// Resolves queued read `id` into a sighting of `number`, which folds
+    /// like any read, and records the operator's correction (`by`) on the
+    /// passage it lands in. The sighting, the passage and the mark on the
+    /// queued read commit in one transaction, so a retry after any failure
+    /// finds the read either open or resolved, never resolved twice.
+    pub async fn resolve(
+        &self,
+        id: Uuid,
+        number: OperatorNumber,
+        by: String,
+    ) -> Result<ResolveOutcome, StoreError> {
+        self.request(|reply| Command::Resolve {
+            id,
+            number,
+            by,
+            reply,
+        })
+        .await
+    }
+
+    /// Changes passage `id`'s number to `number` by hand (see
+    /// [`gatelog_core::operator::correct`]) and records who and why.
+    pub async fn correct(
+        &self,
+        id: Uuid,
+        number: OperatorNumber,
+        by: String,
+        reason: Option<String>,
+    ) -> Result<CorrectOutcome, StoreError> {
+        self.request(|reply| Command::Correct {
+            id,
+            number,
+            by,
+            reason,
             reply,
         })
         .await
@@ -338,6 +426,34 @@ impl WriterActor {
                 Command::Import { passages, reply } => {
                     answer(reply, in_transaction!(conn, import(conn, passages)))?;
                 }
+                Command::Resolve {
+                    id,
+                    number,
+                    by,
+                    reply,
+                } => {
+                    let r = in_transaction!(
+                        conn,
+                        resolve(conn, &self.dedup, &self.site_id, id, &number, &by)
+                    );
+                    if let Ok(ResolveOutcome::Resolved(o)) = &r {
+                        self.announce(o);
+                    }
+                    answer(reply, r)?;
+                }
+                Command::Correct {
+                    id,
+                    number,
+                    by,
+                    reason,
+                    reply,
+                } => {
+                    let r = in_transaction!(conn, correct(conn, id, &number, &by, reason));
+                    if let Ok(CorrectOutcome::Corrected(o)) = &r {
+                        self.announce(o);
+                    }
+                    answer(reply, r)?;
+                }
                 Command::Sync { op, reply } => {
                     answer(
                         reply,
@@ -426,6 +542,13 @@ impl WriterActor {
         Ok(())
     }
 
+    /// Announces one committed outcome of an operator's, as a group
+    /// commit announces its reads: the live feed pushes it, and sync wakes.
+    fn announce(&self, o: &Outcome) {
+        // Nobody listening is fine.
+        let _ = self.events.send(Arc::from(vec![o.clone()]));
+    }
+
     /// Answers the writes of a committed group and announces what is new.
     fn committed(
         &self,
@@ -442,7 +565,8 @@ impl WriterActor {
         for o in outcomes.iter().filter(|o| o.replay == Replay::Fresh) {
             let result = match o.kind {
                 OutcomeKind::Created => "accepted",
-                OutcomeKind::Joined => "duplicate",
+                // A read never comes out as a correction by hand.
+                OutcomeKind::Joined | OutcomeKind::Corrected => "duplicate",
             };
             self.metrics
                 .recognitions_total
@@ -475,7 +599,10 @@ fn command_reads(cmd: &Command) -> usize {
         Command::Write(write) => write.reads.len(),
         Command::Import { passages, .. } => passages.len(),
         Command::Queue { reads, .. } => reads.len(),
-        Command::Probe { .. } | Command::Sync { .. } => 1,
+        Command::Probe { .. }
+        | Command::Sync { .. }
+        | Command::Resolve { .. }
+        | Command::Correct { .. } => 1,
         Command::Retain { max, .. } => *max as usize,
     }
 }
@@ -940,7 +1067,8 @@ async fn queue(
     for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO unresolved_reads (id, site_id, client_id, content_digest, text, captured_at, \
-             received_at, flags, camera_id, source_video, cropped_image_ref, confidence, raw) ",
+             received_at, flags, camera_id, source_video, cropped_image_ref, confidence, raw, \
+             direction, lane, truck_plate, iso_type) ",
         );
         q.push_values(chunk, |mut b, (id, r)| {
             b.push_bind(id.to_string())
@@ -955,7 +1083,11 @@ async fn queue(
                 .push_bind(r.source_video.as_deref())
                 .push_bind(r.cropped_image_ref.as_deref())
                 .push_bind(r.confidence)
-                .push_bind(r.raw.as_str());
+                .push_bind(r.raw.as_str())
+                .push_bind(r.direction.as_str())
+                .push_bind(r.lane.as_deref())
+                .push_bind(r.truck_plate.as_deref())
+                .push_bind(r.iso_type.as_deref());
         });
         q.build().execute(&mut *conn).await?;
     }
@@ -1044,6 +1176,101 @@ async fn gate_movements(
         }
     }
     Ok(())
+}
+
+/// Resolves one queued read; see [`WriterHandle::resolve`].
+async fn resolve(
+    conn: &mut SqliteConnection,
+    dedup: &DedupConfig,
+    site_id: &str,
+    id: Uuid,
+    number: &OperatorNumber,
+    by: &str,
+) -> Result<ResolveOutcome, StoreError> {
+    let row: Option<UnresolvedRow> = sqlx::query_as(&format!(
+        "SELECT {UNRESOLVED_COLUMNS} FROM unresolved_reads WHERE id = ?"
+    ))
+    .bind(id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(ResolveOutcome::NotFound);
+    };
+    let queued = row.to_unresolved()?;
+    // The sighting keeps the time the read first arrived.
+    let received_at = row.received_at;
+    if let Some(done) = QueuedRead::try_from(row)?.resolved {
+        return Ok(ResolveOutcome::AlreadyResolved(done));
+    }
+    let read = operator::resolve(queued, number);
+    let mut outcome = write_reads(conn, dedup, site_id, vec![(&read, received_at)])
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::Corrupt("the fold answered no outcome".into()))?;
+    let p = &mut outcome.passage;
+    let now = p.updated_at;
+    let correction = operator::attribute(p, &read, by, now);
+    sqlx::query("UPDATE passages SET corrections = ? WHERE id = ?")
+        .bind(serde_json::to_string(&p.corrections).unwrap_or_else(|_| "[]".into()))
+        .bind(p.id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    let marked = sqlx::query(
+        "UPDATE unresolved_reads SET resolved_at = ?, resolved_by = ?, resolved_container = ?, \
+         resolved_passage_id = ? WHERE id = ? AND resolved_at IS NULL",
+    )
+    .bind(micros(now))
+    .bind(by)
+    .bind(number.normalized())
+    .bind(p.id.to_string())
+    .bind(id.to_string())
+    .execute(&mut *conn)
+    .await?;
+    if marked.rows_affected() != 1 {
+        // Only this writer changes the file, and it read the row open in
+        // this transaction; anything else is a broken store.
+        return Err(StoreError::Corrupt(format!(
+            "queued read {id} changed while it was being resolved"
+        )));
+    }
+    // The live feed says what changed the passage's number: a consensus
+    // the read moved, or else the operator's own correction.
+    if outcome.correction.is_none() {
+        outcome.correction = Some(correction);
+    }
+    Ok(ResolveOutcome::Resolved(Box::new(outcome)))
+}
+
+/// Corrects one passage by hand; see [`WriterHandle::correct`].
+async fn correct(
+    conn: &mut SqliteConnection,
+    id: Uuid,
+    number: &OperatorNumber,
+    by: &str,
+    reason: Option<String>,
+) -> Result<CorrectOutcome, StoreError> {
+    let row: Option<CandidateRow> = sqlx::query_as(&format!(
+        "SELECT {PASSAGE_COLUMNS}, votes FROM passages WHERE id = ?"
+    ))
+    .bind(id.to_string())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(CorrectOutcome::NotFound);
+    };
+    let mut candidate = Candidate::try_from(row)?;
+    let now = crate::rows::now();
+    let Some(correction) = operator::correct(&mut candidate, number, by, reason, now) else {
+        return Ok(CorrectOutcome::Unchanged(Box::new(candidate.passage)));
+    };
+    upsert_candidates(conn, std::slice::from_ref(&candidate)).await?;
+    Ok(CorrectOutcome::Corrected(Box::new(Outcome {
+        kind: OutcomeKind::Corrected,
+        passage: candidate.passage,
+        sighting_id: Uuid::nil(),
+        replay: Replay::Fresh,
+        correction: Some(correction),
+    })))
 }
 
 fn kind_of(joined: Joined) -> OutcomeKind {

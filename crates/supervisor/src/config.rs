@@ -139,6 +139,12 @@ pub struct AuthConfig {
     /// Keys that may read the API, the WebSocket and the dashboard.
     #[serde(serialize_with = "redact_list", deserialize_with = "key_list")]
     pub read_keys: Vec<SecretString>,
+    /// Keys that may read and correct (resolve queued reads, correct
+    /// passages): `name:key`, whose corrections record `name`, or a bare
+    /// key, recorded by its fingerprint. In the environment,
+    /// comma-separated.
+    #[serde(serialize_with = "redact_list", deserialize_with = "key_list")]
+    pub operator_keys: Vec<SecretString>,
     /// How long a dashboard session (the cookie from `POST
     /// /api/v1/session`) lasts, in seconds.
     pub session_ttl_secs: u64,
@@ -149,6 +155,7 @@ impl Default for AuthConfig {
         Self {
             ingest_keys: Vec::new(),
             read_keys: Vec::new(),
+            operator_keys: Vec::new(),
             session_ttl_secs: 12 * 3600,
         }
     }
@@ -156,7 +163,7 @@ impl Default for AuthConfig {
 
 impl AuthConfig {
     pub fn is_open(&self) -> bool {
-        self.ingest_keys.is_empty() && self.read_keys.is_empty()
+        self.ingest_keys.is_empty() && self.read_keys.is_empty() && self.operator_keys.is_empty()
     }
 }
 

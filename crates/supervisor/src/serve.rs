@@ -58,7 +58,8 @@ pub fn check_exposure(config: &Config) -> anyhow::Result<()> {
         if !addr.ip().is_loopback() {
             anyhow::bail!(
                 "refusing to serve on {addr} without keys: anyone on the network could write and read. \
-                 Configure auth.ingest_keys and auth.read_keys (GATELOG_AUTH__INGEST_KEYS, GATELOG_AUTH__READ_KEYS), \
+                 Configure auth.ingest_keys, auth.read_keys and auth.operator_keys \
+                 (GATELOG_AUTH__INGEST_KEYS, GATELOG_AUTH__READ_KEYS, GATELOG_AUTH__OPERATOR_KEYS), \
                  or bind a loopback address such as 127.0.0.1:8080"
             );
         }

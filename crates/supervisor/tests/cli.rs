@@ -197,6 +197,7 @@ fn keys_and_names_from_the_environment_are_taken_as_written() {
         .arg("config")
         .env("GATELOG_AUTH__INGEST_KEYS", "12345")
         .env("GATELOG_AUTH__READ_KEYS", "0123456789,true")
+        .env("GATELOG_AUTH__OPERATOR_KEYS", "kim:4711,0042")
         .env("GATELOG_SITE__ID", "007")
         .output()
         .unwrap();
@@ -207,5 +208,6 @@ fn keys_and_names_from_the_environment_are_taken_as_written() {
     );
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("id = \"007\""), "{text}");
-    assert_eq!(text.matches("[redacted]").count(), 3, "{text}");
+    assert_eq!(text.matches("[redacted]").count(), 5, "{text}");
+    assert!(!text.contains("4711"), "{text}");
 }

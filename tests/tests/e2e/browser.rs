@@ -111,3 +111,68 @@ async fn dashboard_works_in_headless_chromium() {
     assert!(shot.len() > 10_000, "the screenshot is suspiciously small");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_operator_resolves_a_queued_read_in_chromium() {
+    const INGEST: &str = "ingest-key-browser-9e2a41c7";
+    const OPERATOR: &str = "operator-key-browser-5d7f3b18";
+    let Some(chromium) = chromium() else { return };
+    let images = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(images.path().join("cam1")).unwrap();
+    std::fs::write(images.path().join("cam1/plate.png"), PLATE_PNG).unwrap();
+    let image_dir = images.path().to_path_buf();
+    let app = TestApp::spawn_with(|c| {
+        c.server.image_dir = Some(image_dir);
+        c.auth.ingest_keys = vec![secrecy::SecretString::from(INGEST)];
+        c.auth.operator_keys = vec![secrecy::SecretString::from(format!("kim:{OPERATOR}"))];
+    })
+    .await;
+
+    // A read whose serial holds a letter with no digit look-alike, and no
+    // check digit to find it by: queued for an operator.
+    let r = app
+        .client
+        .post(app.url("/api/v1/recognitions"))
+        .bearer_auth(INGEST)
+        .json(&serde_json::json!({
+            "container": "CSQU30K438",
+            "captured_at": Utc::now().to_rfc3339(),
+            "camera_id": "gate-cam-1",
+            "cropped_image_ref": "cam1/plate.png",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts");
+    let stdout = run_script(
+        &chromium,
+        "exceptions.mjs",
+        &[app.base.as_ref(), OPERATOR.as_ref(), artifacts.as_os_str()],
+    )
+    .await;
+    println!("{stdout}");
+    assert!(
+        stdout.contains("ok - it appears in the log as a passage, marked corrected"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ok - no console errors"), "{stdout}");
+
+    // The server agrees: one passage, resolved by kim.
+    let list: serde_json::Value = app
+        .client
+        .get(app.url("/api/v1/logs"))
+        .bearer_auth(OPERATOR)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let logs = list["logs"].as_array().unwrap();
+    assert_eq!(logs.len(), 1, "{list}");
+    assert_eq!(logs[0]["container"], "CSQU3054383");
+    assert_eq!(logs[0]["corrections"][0]["by"], "kim");
+    app.stop().await;
+}

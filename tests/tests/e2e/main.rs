@@ -9,6 +9,7 @@ mod api;
 mod browser;
 mod dashboard;
 mod eval;
+mod exceptions;
 mod gate;
 mod limits;
 mod metrics;

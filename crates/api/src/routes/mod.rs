@@ -1,6 +1,8 @@
 //! One module per resource.
 
+pub mod corrections;
 pub mod dashboard;
+pub mod exceptions;
 pub mod export;
 pub mod health;
 pub mod logs;
@@ -24,7 +26,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(session::delete)),
         )
         .service(web::resource("/login").route(web::get().to(session::login)))
-        .service(web::resource("/api/v1/logs/{id}").route(web::get().to(logs::get)))
+        .service(
+            web::resource("/api/v1/logs/{id}")
+                .route(web::get().to(logs::get))
+                .route(web::patch().to(corrections::patch)),
+        )
+        .service(web::resource("/api/v1/exceptions").route(web::get().to(exceptions::list)))
+        .service(
+            web::resource("/api/v1/exceptions/{id}/resolve")
+                .route(web::post().to(exceptions::resolve)),
+        )
         .service(web::resource("/api/v1/logs/{id}/sightings").route(web::get().to(logs::sightings)))
         .service(web::resource("/api/v1/sync/status").route(web::get().to(sync::status)))
         // Probes may use HEAD as well as GET.

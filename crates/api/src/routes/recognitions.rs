@@ -177,7 +177,7 @@ async fn single(
         Answer::Stored(o) => {
             let status = match o.kind {
                 OutcomeKind::Created => StatusCode::CREATED,
-                OutcomeKind::Joined => StatusCode::OK,
+                OutcomeKind::Joined | OutcomeKind::Corrected => StatusCode::OK,
             };
             Ok(HttpResponse::build(status).json(result(&o)))
         }
@@ -257,7 +257,7 @@ async fn write(state: &AppState, reads: Vec<Read>) -> Result<Vec<Outcome>, ApiEr
 fn result(o: &Outcome) -> Value {
     match o.kind {
         OutcomeKind::Created => json!({"status": "success", "data": o.passage}),
-        OutcomeKind::Joined => json!({
+        OutcomeKind::Joined | OutcomeKind::Corrected => json!({
             "status": "skipped",
             "message": "Duplicate record",
             "data": o.passage,

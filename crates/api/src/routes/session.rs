@@ -1,7 +1,7 @@
 //! `POST /api/v1/session` and `DELETE /api/v1/session`: the dashboard's
 //! sign-in.
 //!
-//! The dashboard posts its read key once, as `{"key": "…"}` or as
+//! The dashboard posts its read key (or an operator key) once, as `{"key": "…"}` or as
 //! `Authorization: Bearer …`, and gets back a `gatelog_session` cookie:
 //! `HttpOnly` (page scripts cannot read it), `SameSite=Strict` (other
 //! sites cannot send it), `Path=/`, and `Secure` when the request came
@@ -24,7 +24,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use crate::auth::SESSION_COOKIE;
+use crate::auth::{Principal, SESSION_COOKIE};
 use crate::{ApiError, AppState};
 
 /// The largest sign-in body read.
@@ -71,12 +71,14 @@ pub async fn create(
                 .ok_or_else(|| ApiError::bad_param("key", "key must be a string"))?
         }
     };
-    let index = match security.sign_in(&req, &key) {
-        Ok(index) => index,
+    let who = match security.sign_in(&req, &key) {
+        Ok(who) => who,
         Err(ApiError::Unauthorized(_)) if form => {
             return Ok(HttpResponse::Unauthorized()
                 .content_type("text/html; charset=utf-8")
-                .body(login_page(Some("That is not a read key."))));
+                .body(login_page(Some(
+                    "That is not a read key or an operator key.",
+                ))));
         }
         Err(ApiError::RateLimited { retry_after_secs }) if form => {
             return Ok(HttpResponse::TooManyRequests()
@@ -88,7 +90,7 @@ pub async fn create(
         }
         Err(e) => return Err(e),
     };
-    let (token, ttl) = security.issue_session(index);
+    let (token, ttl) = security.issue_session(who);
     let set_cookie = cookie(&req, &token, ttl.as_secs());
     if form {
         let mut res = see_other("/");
@@ -106,6 +108,11 @@ pub async fn create(
         .json(json!({
             "status": "ok",
             "expires_at": expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            // Whether this session may correct (an operator key's).
+            "role": match who {
+                Principal::Operator(_) => "operator",
+                _ => "read",
+            },
         })))
 }
 
@@ -133,12 +140,12 @@ fn login_page(error: Option<&str>) -> String {
     format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>gatelog: sign in</title></head>
+<title>gatelog: sign in</title><link rel="icon" href="data:,"></head>
 <body style="font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem">
 <h1>gatelog</h1>
-<p>Enter a read key to open the dashboard.</p>{error}
+<p>Enter a read key to open the dashboard, or an operator key to correct numbers too.</p>{error}
 <form method="post" action="/api/v1/session">
-<label for="key">Read key</label><br>
+<label for="key">Read or operator key</label><br>
 <input id="key" name="key" type="password" autocomplete="current-password" required autofocus style="width:100%">
 <p><button type="submit">Sign in</button></p>
 </form></body></html>

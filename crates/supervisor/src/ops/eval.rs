@@ -274,6 +274,7 @@ pub fn config_for(mut config: Config, dir: &Path) -> Config {
     config.sync.target = gatelog_sync::TargetKind::None;
     config.auth.ingest_keys.clear();
     config.auth.read_keys.clear();
+    config.auth.operator_keys.clear();
     // Labelled streams are dated in the past; retention must not eat them.
     config.retention.local_days = 36_500;
     config

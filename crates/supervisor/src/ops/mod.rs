@@ -22,13 +22,22 @@ use crate::config::Config;
 
 /// The API's keys, sessions and limits, from the configuration.
 pub fn security(config: &Config) -> Arc<Security> {
-    if !config.auth.is_open() && config.auth.read_keys.is_empty() {
-        tracing::warn!("auth.read_keys is empty: nobody can read the API or open the dashboard");
+    if !config.auth.is_open()
+        && config.auth.read_keys.is_empty()
+        && config.auth.operator_keys.is_empty()
+    {
+        tracing::warn!("auth.read_keys and auth.operator_keys are empty: nobody can read the API or open the dashboard");
     }
     if !config.auth.is_open() && config.auth.ingest_keys.is_empty() {
         tracing::warn!("auth.ingest_keys is empty: nobody can post recognitions");
     }
-    for key in config.auth.ingest_keys.iter().chain(&config.auth.read_keys) {
+    for key in config
+        .auth
+        .ingest_keys
+        .iter()
+        .chain(&config.auth.read_keys)
+        .chain(&config.auth.operator_keys)
+    {
         use secrecy::ExposeSecret;
         if key.expose_secret().len() < 16 {
             tracing::warn!(
@@ -41,6 +50,7 @@ pub fn security(config: &Config) -> Arc<Security> {
     Arc::new(Security::new(SecurityConfig {
         ingest_keys: &config.auth.ingest_keys,
         read_keys: &config.auth.read_keys,
+        operator_keys: &config.auth.operator_keys,
         session_ttl: Duration::from_secs(config.auth.session_ttl_secs),
         limits: &config.limits,
         server: &config.server,
