@@ -11,7 +11,8 @@
 //! before the upgrade until its task ends; over a cap, the handshake gets
 //! a 503 naming it.
 //!
-//! Query parameters, parsed strictly (400 naming the parameter):
+//! Query parameters, parsed strictly by [`crate::query`] (400 naming the
+//! parameter):
 //! - `limit`: passages in `initial_data`, 1 to 100 (default 10);
 //! - `since`: a cursor from a `new_log` or `initial_data` frame, or an
 //!   RFC 3339 time. `initial_data` then holds every passage captured after
@@ -33,11 +34,13 @@ use futures_util::StreamExt;
 use gatelog_core::Passage;
 use gatelog_local_store::{Cursor, LogFilter, Order};
 use gatelog_metrics::Metrics;
+use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::broadcast::{FrameKind, Subscription};
+use crate::query::{self, param, FromParam, Limit};
 use crate::ws_limit::WsSlot;
 use crate::{ApiError, AppState};
 
@@ -65,65 +68,44 @@ struct Params {
     since: Option<Cursor>,
 }
 
+/// The parameters as given.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WsQuery {
+    #[serde(default, deserialize_with = "param")]
+    limit: Option<Limit<MAX_LIMIT>>,
+    #[serde(default, deserialize_with = "param")]
+    since: Option<Since>,
+}
+
 fn parse_params(query: &str) -> Result<Params, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
-        .map_err(|_| ApiError::bad_param("query", "the query string is not valid URL encoding"))?;
-    let mut params = Params {
-        limit: DEFAULT_LIMIT,
-        since: None,
-    };
-    let mut seen = HashSet::new();
-    for (key, value) in pairs {
-        let name = match key.as_str() {
-            "limit" => "limit",
-            "since" => "since",
-            other => {
-                let other: String = other.chars().take(40).collect();
-                return Err(ApiError::bad_param(
-                    &other,
-                    format!("unknown parameter {other:?}; known: limit, since"),
-                ));
-            }
-        };
-        if !seen.insert(name) {
-            return Err(ApiError::bad_param(
-                name,
-                format!("{name} is given more than once"),
-            ));
-        }
-        if name == "limit" {
-            params.limit = value
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=MAX_LIMIT).contains(n))
-                .ok_or_else(|| {
-                    ApiError::bad_param("limit", "limit must be an integer from 1 to 100")
-                })?;
-        } else {
-            params.since = Some(parse_since(&value)?);
-        }
-    }
-    Ok(params)
+    let q: WsQuery = query::parse(query)?;
+    Ok(Params {
+        limit: q.limit.map_or(DEFAULT_LIMIT, |l| l.0),
+        since: q.since.map(|s| s.0),
+    })
 }
 
 /// A cursor as issued, or a time: every passage captured at or after it.
-fn parse_since(value: &str) -> Result<Cursor, ApiError> {
-    if let Some(c) = Cursor::decode(value) {
-        return Ok(c);
+#[derive(Debug)]
+struct Since(Cursor);
+
+impl FromParam for Since {
+    fn from_param(text: &str) -> Result<Self, String> {
+        if let Some(c) = Cursor::decode(text) {
+            return Ok(Self(c));
+        }
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| {
+                Self(Cursor {
+                    // The nil id sorts before every real one, so passages
+                    // captured exactly at `t` are included.
+                    captured_at: t.with_timezone(&Utc).timestamp_micros(),
+                    id: Uuid::nil(),
+                })
+            })
+            .map_err(|_| "must be a cursor from this feed or an RFC 3339 time".into())
     }
-    DateTime::parse_from_rfc3339(value)
-        .map(|t| Cursor {
-            // The nil id sorts before every real one, so passages captured
-            // exactly at `t` are included.
-            captured_at: t.with_timezone(&Utc).timestamp_micros(),
-            id: Uuid::nil(),
-        })
-        .map_err(|_| {
-            ApiError::bad_param(
-                "since",
-                "since must be a cursor from this feed or an RFC 3339 time",
-            )
-        })
 }
 
 pub async fn logs(
