@@ -33,7 +33,7 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use gatelog_core::Passage;
 use gatelog_local_store::{Cursor, LogFilter, Order};
-use gatelog_metrics::Metrics;
+use gatelog_metrics::{Disconnect, Label, Metrics};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -163,30 +163,6 @@ fn handshake_error(e: actix_web::Error) -> actix_web::Error {
     ApiError::BadHandshake { header, message }.into()
 }
 
-/// Why a connection ended, for the log and `gatelog_ws_disconnects_total`.
-#[derive(Debug, Clone, Copy)]
-enum End {
-    /// The client closed, or its socket went away.
-    Client,
-    /// The client did not take a frame within the send timeout.
-    Stalled,
-    /// The client did not answer pings.
-    Heartbeat,
-    /// The server is shutting down.
-    Shutdown,
-}
-
-impl End {
-    fn as_str(self) -> &'static str {
-        match self {
-            End::Client => "client",
-            End::Stalled => "stalled",
-            End::Heartbeat => "heartbeat",
-            End::Shutdown => "shutdown",
-        }
-    }
-}
-
 /// Keeps `gatelog_ws_clients` right however the task ends.
 struct ClientGauge(Metrics);
 
@@ -204,11 +180,14 @@ impl Drop for ClientGauge {
 }
 
 /// Sends one text frame, or reports the client as stalled.
-async fn send(session: &mut Session, text: impl Into<bytestring::ByteString>) -> Result<(), End> {
+async fn send(
+    session: &mut Session,
+    text: impl Into<bytestring::ByteString>,
+) -> Result<(), Disconnect> {
     match tokio::time::timeout(SEND_TIMEOUT, session.text(text)).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(_closed)) => Err(End::Client),
-        Err(_elapsed) => Err(End::Stalled),
+        Ok(Err(_closed)) => Err(Disconnect::Client),
+        Err(_elapsed) => Err(Disconnect::Stalled),
     }
 }
 
@@ -223,25 +202,21 @@ async fn connection(
     let _gauge = ClientGauge::new(&state.metrics);
     let end = run(&state, params, &mut sub, &mut session, &mut stream).await;
     let reason = match end {
-        End::Client => None,
-        End::Stalled => Some(CloseReason {
+        Disconnect::Client => None,
+        Disconnect::Stalled => Some(CloseReason {
             code: CloseCode::Policy,
             description: Some("client too slow: frames were not read".into()),
         }),
-        End::Heartbeat => Some(CloseReason {
+        Disconnect::Heartbeat => Some(CloseReason {
             code: CloseCode::Policy,
             description: Some("no answer to ping".into()),
         }),
-        End::Shutdown => Some(CloseReason {
+        Disconnect::Shutdown => Some(CloseReason {
             code: CloseCode::Away,
             description: Some("server shutting down".into()),
         }),
     };
-    state
-        .metrics
-        .ws_disconnects_total
-        .with_label_values(&[end.as_str()])
-        .inc();
+    state.metrics.ws_disconnects_total.with(end).inc();
     tracing::debug!(reason = end.as_str(), "websocket closed");
     // A stalled client cannot take a close frame either; give up quickly.
     let _ = tokio::time::timeout(Duration::from_secs(1), session.close(reason)).await;
@@ -253,7 +228,7 @@ async fn run(
     sub: &mut Subscription,
     session: &mut Session,
     stream: &mut actix_ws::AggregatedMessageStream,
-) -> End {
+) -> Disconnect {
     // 1. What the client has not seen yet, read after joining. Boxed, and
     // every temporary dropped before the live loop, so an idle connection
     // keeps none of it: the store query's future, the passages, the text.
@@ -267,7 +242,7 @@ async fn run(
                     .to_string(),
             )
             .await;
-            return End::Shutdown;
+            return Disconnect::Shutdown;
         }
     };
     let Greeting {
@@ -291,7 +266,7 @@ async fn run(
     loop {
         tokio::select! {
             frame = sub.frames.recv() => {
-                let Some(frame) = frame else { return End::Shutdown };
+                let Some(frame) = frame else { return Disconnect::Shutdown };
                 if frame.kind == FrameKind::NewLog {
                     if let Some(p) = frame.position {
                         if sent.contains(&p.id) {
@@ -326,30 +301,30 @@ async fn run(
                 match msg {
                     Some(Ok(actix_ws::AggregatedMessage::Ping(bytes))) => {
                         if session.pong(&bytes).await.is_err() {
-                            return End::Client;
+                            return Disconnect::Client;
                         }
                     }
-                    Some(Ok(actix_ws::AggregatedMessage::Close(_))) | None => return End::Client,
+                    Some(Ok(actix_ws::AggregatedMessage::Close(_))) | None => return Disconnect::Client,
                     // Pongs prove liveness; text and binary are ignored.
                     Some(Ok(_)) => {}
                     // Oversized or malformed frames end the connection.
                     Some(Err(e)) => {
                         tracing::debug!(error = %e, "websocket protocol error");
-                        return End::Client;
+                        return Disconnect::Client;
                     }
                 }
             }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > CLIENT_TIMEOUT {
-                    return End::Heartbeat;
+                    return Disconnect::Heartbeat;
                 }
                 match tokio::time::timeout(SEND_TIMEOUT, session.ping(b"")).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(_)) => return End::Client,
-                    Err(_) => return End::Stalled,
+                    Ok(Err(_)) => return Disconnect::Client,
+                    Err(_) => return Disconnect::Stalled,
                 }
             }
-            _ = state.broadcaster.closing() => return End::Shutdown,
+            _ = state.broadcaster.closing() => return Disconnect::Shutdown,
         }
     }
 }
