@@ -13,6 +13,7 @@
 //!   request timeout, as one middleware that classifies paths.
 //! - [`cors`]: CORS, off unless origins are configured.
 //! - [`error`]: [`ApiError`] and its mapping to HTTP statuses.
+//! - [`query`]: strict query strings, one serde struct per route.
 //! - [`wire`]: JSON bodies to [`gatelog_core::RawRead`], naming the field
 //!   of any type error.
 //! - [`routes`]: one module per resource.
@@ -30,6 +31,7 @@ pub mod broadcast;
 pub mod config;
 pub mod cors;
 pub mod error;
+pub mod query;
 pub mod routes;
 pub mod server;
 mod upgrade;

@@ -91,14 +91,11 @@ fn app(
                     Ok(res) => res.status(),
                     Err(e) => e.as_response_error().status_code(),
                 };
-                metrics
-                    .http_requests_total
-                    .with_label_values(&[route.as_str(), status.as_str()])
-                    .inc();
-                metrics
-                    .http_request_duration_seconds
-                    .with_label_values(&[route.as_str()])
-                    .observe(started.elapsed().as_secs_f64());
+                metrics.observe_http(
+                    route.as_str(),
+                    status.as_u16(),
+                    started.elapsed().as_secs_f64(),
+                );
                 tracing::debug!(%method, %route, status = status.as_u16(), "request");
                 res
             })

@@ -1,101 +1,133 @@
 //! JSON bodies to domain input.
 //!
-//! Reads are taken from a [`serde_json::Value`] by hand rather than through
-//! a derived struct, so that a wrong type names its field ("confidence must
-//! be a number") instead of a line and column. Unknown fields are ignored;
-//! they stay in the raw input kept with the sighting.
+//! A read is deserialised into [`WireRead`], a serde struct shaped like the
+//! body, through `serde_path_to_error`, so that a wrong type names its
+//! field ("confidence must be a number from 0 to 1") instead of a line and
+//! column. Unknown fields are accepted and ignored here; they stay in the
+//! raw input kept with the sighting.
 
 use gatelog_core::read::CheckDigitInput;
 use gatelog_core::{Field, FieldError, RawRead};
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
 
 /// The most items one POST may carry.
 pub const MAX_BATCH: usize = 1000;
 
+/// One read as the body spells it. Each value is optional here; which
+/// combinations make a read is the domain's decision
+/// ([`gatelog_core::Read::interpret`]).
+#[derive(Debug, Deserialize)]
+struct WireRead {
+    id: Option<String>,
+    container: Option<String>,
+    /// `owner`, or the seed's `container_owner`; `owner` wins when both
+    /// are given.
+    owner: Option<String>,
+    container_owner: Option<String>,
+    /// `number`, or the seed's `container_number`, likewise.
+    number: Option<WireSerial>,
+    container_number: Option<WireSerial>,
+    check_digit: Option<WireCheckDigit>,
+    captured_at: Option<String>,
+    camera_id: Option<String>,
+    source_video: Option<String>,
+    cropped_image_ref: Option<String>,
+    confidence: Option<f64>,
+    truck_plate: Option<String>,
+    iso_type: Option<String>,
+}
+
+/// The serial, as a string or, from some modules, as an integer, which
+/// loses leading zeros; those are restored.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum WireSerial {
+    Text(String),
+    Number(serde_json::Number),
+}
+
+/// OCR modules send the check digit as a number or as a string.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum WireCheckDigit {
+    Text(String),
+    Number(f64),
+}
+
+/// The field a body key fills and what its value must be, for errors.
+fn expectation(key: &str) -> (Field, &'static str) {
+    match key {
+        "id" => (Field::Id, "a string"),
+        "container" => (Field::Container, "a string"),
+        "owner" | "container_owner" => (Field::Owner, "a string"),
+        "number" | "container_number" => (Field::Number, "a string of six digits"),
+        "check_digit" => (
+            Field::CheckDigit,
+            "a digit, as a number or a one-character string",
+        ),
+        "captured_at" => (Field::CapturedAt, "a string"),
+        "camera_id" => (Field::CameraId, "a string"),
+        "source_video" => (Field::SourceVideo, "a string"),
+        "truck_plate" => (Field::TruckPlate, "a string"),
+        "iso_type" => (Field::IsoType, "a string"),
+        "cropped_image_ref" => (Field::CroppedImageRef, "a string"),
+        "confidence" => (Field::Confidence, "a number from 0 to 1"),
+        _ => (Field::Body, "valid"),
+    }
+}
+
 /// Converts one JSON item to a raw read; `raw` is the item's text exactly
 /// as it was received, which the sighting keeps.
 pub fn raw_read(value: &Value, raw: &str) -> Result<RawRead, FieldError> {
-    let Value::Object(map) = value else {
+    if !value.is_object() {
         return Err(FieldError::new(
             Field::Body,
             "each recognition must be a JSON object",
         ));
-    };
-    Ok(RawRead {
-        id: string(map, "id", Field::Id)?,
-        container: string(map, "container", Field::Container)?,
-        owner: string(map, "owner", Field::Owner)?.or(string(
-            map,
-            "container_owner",
-            Field::Owner,
-        )?),
-        number: serial(map)?,
-        check_digit: check_digit(map)?,
-        captured_at: string(map, "captured_at", Field::CapturedAt)?,
-        camera_id: string(map, "camera_id", Field::CameraId)?,
-        source_video: string(map, "source_video", Field::SourceVideo)?,
-        cropped_image_ref: string(map, "cropped_image_ref", Field::CroppedImageRef)?,
-        truck_plate: string(map, "truck_plate", Field::TruckPlate)?,
-        iso_type: string(map, "iso_type", Field::IsoType)?,
-        confidence: match map.get("confidence") {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => n.as_f64(),
-            Some(_) => {
+    }
+    let wire: WireRead =
+        serde_path_to_error::deserialize(value).map_err(|e| match e.path().iter().next() {
+            Some(serde_path_to_error::Segment::Map { key }) => {
+                let (field, expected) = expectation(key);
+                FieldError::new(field, format!("{key} must be {expected}"))
+            }
+            _ => FieldError::new(
+                Field::Body,
+                format!("the recognition is not valid: {}", e.inner()),
+            ),
+        })?;
+    let number = match wire.number.or(wire.container_number) {
+        None => None,
+        Some(WireSerial::Text(s)) => Some(s),
+        Some(WireSerial::Number(n)) => match n.as_u64() {
+            Some(v) if v <= 999_999 => Some(format!("{v:06}")),
+            _ => {
                 return Err(FieldError::new(
-                    Field::Confidence,
-                    "confidence must be a number from 0 to 1",
+                    Field::Number,
+                    "number must be six digits, as a string such as \"012345\"",
                 ))
             }
         },
+    };
+    Ok(RawRead {
+        id: wire.id,
+        container: wire.container,
+        owner: wire.owner.or(wire.container_owner),
+        number,
+        check_digit: wire.check_digit.map(|c| match c {
+            WireCheckDigit::Text(s) => CheckDigitInput::Text(s),
+            WireCheckDigit::Number(n) => CheckDigitInput::Number(n),
+        }),
+        captured_at: wire.captured_at,
+        camera_id: wire.camera_id,
+        source_video: wire.source_video,
+        cropped_image_ref: wire.cropped_image_ref,
+        confidence: wire.confidence,
+        truck_plate: wire.truck_plate,
+        iso_type: wire.iso_type,
         raw: raw.to_string(),
     })
-}
-
-fn string(map: &Map<String, Value>, key: &str, field: Field) -> Result<Option<String>, FieldError> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(FieldError::new(field, format!("{key} must be a string"))),
-    }
-}
-
-/// The serial may come as a string or, from some modules, as an integer,
-/// which loses leading zeros; those are restored.
-fn serial(map: &Map<String, Value>) -> Result<Option<String>, FieldError> {
-    let key = if map.contains_key("number") {
-        "number"
-    } else {
-        "container_number"
-    };
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(Value::Number(n)) => match n.as_u64() {
-            Some(v) if v <= 999_999 => Ok(Some(format!("{v:06}"))),
-            _ => Err(FieldError::new(
-                Field::Number,
-                "number must be six digits, as a string such as \"012345\"",
-            )),
-        },
-        Some(_) => Err(FieldError::new(
-            Field::Number,
-            "number must be a string of six digits",
-        )),
-    }
-}
-
-fn check_digit(map: &Map<String, Value>) -> Result<Option<CheckDigitInput>, FieldError> {
-    match map.get("check_digit") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(CheckDigitInput::Text(s.clone()))),
-        Some(Value::Number(n)) => Ok(Some(CheckDigitInput::Number(
-            n.as_f64().unwrap_or(f64::NAN),
-        ))),
-        Some(_) => Err(FieldError::new(
-            Field::CheckDigit,
-            "check_digit must be a digit, as a number or a one-character string",
-        )),
-    }
 }
 
 #[cfg(test)]
@@ -128,6 +160,31 @@ mod tests {
         let body = json!({"owner": "MSCU", "number": 12345});
         let r = raw_read(&body, &body.to_string()).unwrap();
         assert_eq!(r.number.as_deref(), Some("012345"));
+    }
+
+    #[test]
+    fn the_seeds_names_and_both_check_digit_forms_are_read() {
+        let body = json!({
+            "container_owner": "MSCU", "container_number": 12345,
+            "check_digit": "6", "lane": 3, "extra": {"any": ["thing"]},
+        });
+        let r = raw_read(&body, &body.to_string()).unwrap();
+        assert_eq!(r.owner.as_deref(), Some("MSCU"));
+        assert_eq!(r.number.as_deref(), Some("012345"));
+        assert_eq!(r.check_digit, Some(CheckDigitInput::Text("6".into())));
+        let body = json!({"owner": "MSCU", "container_owner": "CSQU", "check_digit": 6});
+        let r = raw_read(&body, &body.to_string()).unwrap();
+        assert_eq!(r.owner.as_deref(), Some("MSCU"));
+        assert_eq!(r.check_digit, Some(CheckDigitInput::Number(6.0)));
+        let body = json!({"container_owner": 5});
+        let e = raw_read(&body, &body.to_string()).unwrap_err();
+        assert_eq!(
+            (e.field, e.message.as_str()),
+            (Field::Owner, "container_owner must be a string")
+        );
+        let body = json!({"confidence": "high"});
+        let e = raw_read(&body, &body.to_string()).unwrap_err();
+        assert_eq!(e.message, "confidence must be a number from 0 to 1");
     }
 
     #[test]

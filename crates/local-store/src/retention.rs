@@ -9,16 +9,18 @@
 //! local store is then the system of record, and every passage last seen
 //! before the cutoff goes. Sightings follow through `ON DELETE CASCADE`.
 //!
-//! Deletion runs in chunks, each its own short transaction, so that while
-//! `serve` runs the writer interleaves ingest between chunks and a
-//! recognition never waits behind a whole purge.
+//! Deletion runs in chunks, each its own short transaction on the writer
+//! actor (`WriterHandle::retain`, which calls `purge_chunk`),
+//! so that while `serve` runs the writer interleaves ingest between chunks
+//! and a recognition never waits behind a whole purge. This module does
+//! not know the writer: the writer calls into it.
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Sqlite};
 
 use crate::rows::micros;
-use crate::{StoreConfig, StoreError};
+use crate::{Store, StoreError};
 
 /// Passages deleted per transaction.
 pub const CHUNK: u32 = 2_000;
@@ -112,53 +114,21 @@ pub(crate) async fn purge_chunk(
     Ok(report)
 }
 
-/// How many passages a run with this cutoff would delete.
-pub async fn count_eligible(
-    conn: &mut SqliteConnection,
-    cutoff: DateTime<Utc>,
-    scope: RetentionScope,
-) -> Result<u64, StoreError> {
-    let n: i64 = sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM passages WHERE {}",
-        scope.eligible()
-    ))
-    .bind(micros(cutoff))
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(n as u64)
-}
-
-/// Opens a writing connection of its own, for `gatelog retention` run
-/// from the command line. SQLite's locking keeps it safe next to a running
-/// server: each chunk takes the write lock briefly, and the server's writer
-/// waits up to `busy_timeout_ms` for it.
-pub async fn connect(config: &StoreConfig) -> Result<SqliteConnection, StoreError> {
-    if !config.path.is_file() {
-        return Err(StoreError::Refused(format!(
-            "there is no store at {}",
-            config.path.display()
-        )));
-    }
-    crate::writer::connect(config).await
-}
-
-/// Deletes one chunk in its own transaction on a connection from
-/// [`connect`].
-pub async fn purge_chunk_standalone(
-    conn: &mut SqliteConnection,
-    cutoff: DateTime<Utc>,
-    max: u32,
-    scope: RetentionScope,
-) -> Result<RetentionReport, StoreError> {
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    match purge_chunk(conn, cutoff, max, scope).await {
-        Ok(r) => {
-            sqlx::query("COMMIT").execute(&mut *conn).await?;
-            Ok(r)
-        }
-        Err(e) => {
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            Err(e)
-        }
+impl Store {
+    /// How many passages a retention run with this cutoff would delete,
+    /// counted on the read pool.
+    pub async fn retention_eligible(
+        &self,
+        cutoff: DateTime<Utc>,
+        scope: RetentionScope,
+    ) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM passages WHERE {}",
+            scope.eligible()
+        ))
+        .bind(micros(cutoff))
+        .fetch_one(self.pool())
+        .await?;
+        Ok(n as u64)
     }
 }

@@ -15,7 +15,10 @@
 //! for a retry, or until it changes again: a new version gets a new try.
 //!
 //! Reads go through the read pool. Writes go through the writer actor, like
-//! every other change to the file.
+//! every other change to the file: its handle's `mark_synced`,
+//! `mark_dead_letter` and `retry_dead_letters` carry a `SyncOp`, and the
+//! writer calls `apply` inside its transaction. This module does not
+//! know the writer.
 
 use chrono::{DateTime, Utc};
 use gatelog_core::Passage;
@@ -25,7 +28,7 @@ use sqlx::{QueryBuilder, Sqlite};
 use uuid::Uuid;
 
 use crate::rows::{time, PassageRow, PASSAGE_COLUMNS};
-use crate::{Store, StoreError, WriterHandle};
+use crate::{Store, StoreError};
 
 /// Rows per statement: three parameters each stays far under SQLite's limit.
 const ROWS_PER_STATEMENT: usize = 1_000;
@@ -129,36 +132,6 @@ pub(crate) enum SyncOp {
     DeadLetter(Vec<(Uuid, i64, String)>),
     /// Put dead letters back in the backlog: all of them, or these ids.
     Retry(Option<Vec<Uuid>>),
-}
-
-impl WriterHandle {
-    /// Records that the target confirmed each `(id, version)`. A passage
-    /// changed since keeps its newer version pending. Returns how many
-    /// passages advanced.
-    pub async fn mark_synced(&self, confirmed: Vec<(Uuid, i64)>) -> Result<u64, StoreError> {
-        if confirmed.is_empty() {
-            return Ok(0);
-        }
-        self.sync_op(SyncOp::Synced(confirmed)).await
-    }
-
-    /// Records that the target refused each `(id, version)` for good. A
-    /// passage changed since is left pending: its new version gets a try.
-    pub async fn mark_dead_letter(
-        &self,
-        refused: Vec<(Uuid, i64, String)>,
-    ) -> Result<u64, StoreError> {
-        if refused.is_empty() {
-            return Ok(0);
-        }
-        self.sync_op(SyncOp::DeadLetter(refused)).await
-    }
-
-    /// Puts dead letters back into the backlog (all of them when `ids` is
-    /// `None`). Returns how many.
-    pub async fn retry_dead_letters(&self, ids: Option<Vec<Uuid>>) -> Result<u64, StoreError> {
-        self.sync_op(SyncOp::Retry(ids)).await
-    }
 }
 
 /// Applies `op` inside the writer's open transaction.

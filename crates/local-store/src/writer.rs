@@ -25,16 +25,18 @@ use gatelog_core::passage::SyncState;
 use gatelog_core::{
     Correction, DedupConfig, Direction, Passage, QueuedRead, Read, Resolved, Unresolved,
 };
-use gatelog_metrics::Metrics;
+use gatelog_metrics::{Metrics, Recognition};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{ConnectOptions, Connection, QueryBuilder, Sqlite};
 use tokio::sync::{broadcast, mpsc, oneshot, Mutex};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::retention::{self, RetentionReport, RetentionScope};
 use crate::rows::{
     micros, PassageRow, UnresolvedRow, PASSAGE_COLUMNS, PASSAGE_WRITE_COLUMNS, UNRESOLVED_COLUMNS,
 };
+use crate::sync_state::{self, SyncOp};
 use crate::{StoreConfig, StoreError};
 
 /// Rows per multi-row statement: 500 rows of 20 columns stays well under
@@ -168,14 +170,14 @@ pub(crate) enum Command {
     },
     /// Sync bookkeeping; see [`crate::sync_state`].
     Sync {
-        op: crate::sync_state::SyncOp,
+        op: SyncOp,
         reply: oneshot::Sender<Result<u64, StoreError>>,
     },
     Retain {
         cutoff: chrono::DateTime<Utc>,
         max: u32,
-        scope: crate::RetentionScope,
-        reply: oneshot::Sender<Result<crate::RetentionReport, StoreError>>,
+        scope: RetentionScope,
+        reply: oneshot::Sender<Result<RetentionReport, StoreError>>,
     },
 }
 
@@ -316,7 +318,9 @@ pub struct WriterActor {
     events: broadcast::Sender<Arc<[Outcome]>>,
 }
 
-/// The writer's own connection, with WAL and `synchronous=FULL`.
+/// The writer's own connection, with WAL and `synchronous=FULL`. Besides
+/// the writer, only [`crate::Store::open`] uses one, to migrate before the
+/// writer starts.
 pub(crate) async fn connect(config: &StoreConfig) -> Result<SqliteConnection, StoreError> {
     let mut conn = crate::write_options(config)
         .connect()
@@ -455,10 +459,7 @@ impl WriterActor {
                     answer(reply, r)?;
                 }
                 Command::Sync { op, reply } => {
-                    answer(
-                        reply,
-                        in_transaction!(conn, crate::sync_state::apply(conn, op)),
-                    )?;
+                    answer(reply, in_transaction!(conn, sync_state::apply(conn, op)))?;
                 }
                 Command::Retain {
                     cutoff,
@@ -466,10 +467,7 @@ impl WriterActor {
                     scope,
                     reply,
                 } => {
-                    let r = in_transaction!(
-                        conn,
-                        crate::retention::purge_chunk(conn, cutoff, max, scope)
-                    );
+                    let r = in_transaction!(conn, retention::purge_chunk(conn, cutoff, max, scope));
                     answer(reply, r)?;
                 }
             }
@@ -564,14 +562,11 @@ impl WriterActor {
         let mut fresh = Vec::new();
         for o in outcomes.iter().filter(|o| o.replay == Replay::Fresh) {
             let result = match o.kind {
-                OutcomeKind::Created => "accepted",
+                OutcomeKind::Created => Recognition::Accepted,
                 // A read never comes out as a correction by hand.
-                OutcomeKind::Joined | OutcomeKind::Corrected => "duplicate",
+                OutcomeKind::Joined | OutcomeKind::Corrected => Recognition::Duplicate,
             };
-            self.metrics
-                .recognitions_total
-                .with_label_values(&[result])
-                .inc();
+            self.metrics.recognitions_total.with(result).inc();
             fresh.push(o.clone());
         }
         let mut outcomes = outcomes.into_iter();
@@ -1415,9 +1410,39 @@ async fn import(conn: &mut SqliteConnection, passages: Vec<Passage>) -> Result<(
     Ok(())
 }
 
+/// Sync bookkeeping, each change in its own transaction between group
+/// commits; see [`crate::sync_state`].
 impl WriterHandle {
+    /// Records that the target confirmed each `(id, version)`. A passage
+    /// changed since keeps its newer version pending. Returns how many
+    /// passages advanced.
+    pub async fn mark_synced(&self, confirmed: Vec<(Uuid, i64)>) -> Result<u64, StoreError> {
+        if confirmed.is_empty() {
+            return Ok(0);
+        }
+        self.sync_op(SyncOp::Synced(confirmed)).await
+    }
+
+    /// Records that the target refused each `(id, version)` for good. A
+    /// passage changed since is left pending: its new version gets a try.
+    pub async fn mark_dead_letter(
+        &self,
+        refused: Vec<(Uuid, i64, String)>,
+    ) -> Result<u64, StoreError> {
+        if refused.is_empty() {
+            return Ok(0);
+        }
+        self.sync_op(SyncOp::DeadLetter(refused)).await
+    }
+
+    /// Puts dead letters back into the backlog (all of them when `ids` is
+    /// `None`). Returns how many.
+    pub async fn retry_dead_letters(&self, ids: Option<Vec<Uuid>>) -> Result<u64, StoreError> {
+        self.sync_op(SyncOp::Retry(ids)).await
+    }
+
     /// Sends sync bookkeeping to the writer and waits for its commit.
-    pub(crate) async fn sync_op(&self, op: crate::sync_state::SyncOp) -> Result<u64, StoreError> {
+    async fn sync_op(&self, op: SyncOp) -> Result<u64, StoreError> {
         self.request(|reply| Command::Sync { op, reply }).await
     }
 }
@@ -1431,8 +1456,8 @@ impl WriterHandle {
         &self,
         cutoff: chrono::DateTime<Utc>,
         max: u32,
-        scope: crate::RetentionScope,
-    ) -> Result<crate::RetentionReport, StoreError> {
+        scope: RetentionScope,
+    ) -> Result<RetentionReport, StoreError> {
         self.request(|reply| Command::Retain {
             cutoff,
             max,

@@ -381,15 +381,71 @@ impl figment::Provider for TextEnv {
 
 /// Loads and checks the effective configuration.
 pub fn load(explicit: Option<&Path>) -> Result<Config, String> {
-    let config: Config = figment(explicit)?.extract().map_err(|e| {
+    let layers = figment(explicit)?;
+    let config: Config = layers.extract().map_err(|e| {
         // figment names the key and the layer it came from.
         e.into_iter()
             .map(|e| format!("bad configuration: {e}"))
             .collect::<Vec<_>>()
             .join("\n")
     })?;
-    config.check()?;
+    config
+        .check()
+        .map_err(|message| name_layers(&layers, &config, &message))?;
     Ok(config)
+}
+
+/// `message` from [`Config::check`], with the layer that set each key it
+/// names: a value can be wrong only in combination with another, and the
+/// operator has to know where to change either.
+fn name_layers(layers: &Figment, config: &Config, message: &str) -> String {
+    // Every check names its keys as `section.key`; a dotted word that is
+    // not a key of the configuration (a host name in an example) is not
+    // one of them.
+    let keys = Figment::from(figment::providers::Serialized::defaults(config));
+    let mut named: Vec<&str> = Vec::new();
+    for word in message
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+        .map(|w| w.trim_matches('.'))
+    {
+        if word.contains('.') && keys.contains(word) && !named.contains(&word) {
+            named.push(word);
+        }
+    }
+    if named.is_empty() {
+        return message.to_string();
+    }
+    let sources: Vec<String> = named
+        .iter()
+        .map(|key| format!("{key} {}", layer_of(layers, key)))
+        .collect();
+    format!("{message} ({})", sources.join("; "))
+}
+
+/// Which layer gave `key` its value, as the operator would look for it: a
+/// file by its path, an environment variable by its name.
+fn layer_of(layers: &Figment, key: &str) -> String {
+    let Some(meta) = layers.find_metadata(key) else {
+        return "is the built-in default".into();
+    };
+    match &meta.source {
+        Some(figment::Source::File(path)) => {
+            return format!("is set in {} {}", meta.name, path.display())
+        }
+        Some(other) => return format!("is set in {} {other}", meta.name),
+        None => {}
+    }
+    // Our own `TextEnv` names the variable; figment's `Env` interpolates
+    // the key path (`DEDUP.WINDOW_SECS`), which no variable is spelt like.
+    let path: Vec<&str> = key.split('.').collect();
+    let mut var = meta.interpolate(&figment::Profile::Default, &path);
+    if var.contains('.') {
+        var = format!(
+            "{ENV_PREFIX}{}",
+            key.to_ascii_uppercase().replace('.', "__")
+        );
+    }
+    format!("is set by environment variable {var}")
 }
 
 impl Config {

@@ -679,51 +679,47 @@ pub fn spawn_demo(
     };
     let crops = std::sync::Arc::new(std::sync::Mutex::new(CropWriter::new(images)));
     let client = reqwest::Client::new();
-    let token = shutdown.clone();
-    actors.spawn(crate::supervise::supervise(
-        "demo",
-        shutdown.clone(),
-        metrics.clone(),
-        move || {
-            let (gate, token) = (gate.clone(), token.clone());
-            let (client, url, key, crops) =
-                (client.clone(), url.clone(), key.clone(), crops.clone());
-            async move {
-                run(gate, rand::random(), token, move |mut body, seen| {
-                    let (client, url, key) = (client.clone(), url.clone(), key.clone());
-                    // A poisoned lock only costs the image.
-                    let crop = crops.lock().ok().map(|mut c| c.write(&seen));
-                    let video = body
-                        .get("camera_id")
-                        .and_then(Value::as_str)
-                        .map(|c| format!("rtsp://{c}/stream"));
-                    async move {
-                        if let Some(video) = video {
-                            body.insert("source_video".into(), Value::String(video));
-                        }
-                        match crop {
-                            Some(Ok(reference)) => {
-                                body.insert("cropped_image_ref".into(), Value::String(reference));
-                            }
-                            Some(Err(e)) => {
-                                tracing::debug!(error = %e, "demo crop image not written")
-                            }
-                            None => {}
-                        }
-                        let mut req = client.post(&url).json(&body);
-                        if let Some(k) = &key {
-                            req = req.bearer_auth(k);
-                        }
-                        if let Err(e) = req.send().await {
-                            tracing::debug!(error = %e, "demo read not posted");
-                        }
+    crate::supervise::spawn(
+        actors,
+        gatelog_metrics::Component::Demo,
+        shutdown,
+        metrics,
+        (gate, client, url, key, crops),
+        |(gate, client, url, key, crops), token| async move {
+            run(gate, rand::random(), token, move |mut body, seen| {
+                let (client, url, key) = (client.clone(), url.clone(), key.clone());
+                // A poisoned lock only costs the image.
+                let crop = crops.lock().ok().map(|mut c| c.write(&seen));
+                let video = body
+                    .get("camera_id")
+                    .and_then(Value::as_str)
+                    .map(|c| format!("rtsp://{c}/stream"));
+                async move {
+                    if let Some(video) = video {
+                        body.insert("source_video".into(), Value::String(video));
                     }
-                })
-                .await;
-                Ok::<(), std::convert::Infallible>(())
-            }
+                    match crop {
+                        Some(Ok(reference)) => {
+                            body.insert("cropped_image_ref".into(), Value::String(reference));
+                        }
+                        Some(Err(e)) => {
+                            tracing::debug!(error = %e, "demo crop image not written")
+                        }
+                        None => {}
+                    }
+                    let mut req = client.post(&url).json(&body);
+                    if let Some(k) = &key {
+                        req = req.bearer_auth(k);
+                    }
+                    if let Err(e) = req.send().await {
+                        tracing::debug!(error = %e, "demo read not posted");
+                    }
+                }
+            })
+            .await;
+            Ok::<(), std::convert::Infallible>(())
         },
-    ));
+    );
     tracing::info!(
         cameras = 3,
         "demo feed running: simulated trucks with OCR mistakes"

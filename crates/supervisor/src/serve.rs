@@ -7,14 +7,14 @@ use std::time::Duration;
 use anyhow::Context;
 use gatelog_api::{build_server, AppState};
 use gatelog_local_store::Store;
-use gatelog_metrics::Metrics;
+use gatelog_metrics::{Component, Metrics};
 use gatelog_sync::SyncActor;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::feed;
-use crate::supervise::supervise;
+use crate::supervise;
 
 /// Options of `serve` that are not configuration.
 #[derive(Debug, Clone, Default)]
@@ -106,63 +106,49 @@ impl Application {
         let shutdown = CancellationToken::new();
         let mut actors = JoinSet::new();
 
-        let checkpointer = Arc::new(opened.checkpointer);
-        actors.spawn(supervise(
-            "checkpointer",
-            shutdown.clone(),
-            metrics.clone(),
-            {
-                let token = shutdown.clone();
-                move || {
-                    let checkpointer = checkpointer.clone();
-                    let token = token.clone();
-                    async move { checkpointer.run(token).await }
-                }
-            },
-        ));
-        let writer = Arc::new(opened.writer);
-        actors.spawn(supervise("writer", shutdown.clone(), metrics.clone(), {
-            let token = shutdown.clone();
-            move || {
-                let writer = writer.clone();
-                let token = token.clone();
-                async move { writer.run(token).await }
-            }
-        }));
+        supervise::spawn(
+            &mut actors,
+            Component::Checkpointer,
+            &shutdown,
+            &metrics,
+            Arc::new(opened.checkpointer),
+            |checkpointer, token| async move { checkpointer.run(token).await },
+        );
+        supervise::spawn(
+            &mut actors,
+            Component::Writer,
+            &shutdown,
+            &metrics,
+            Arc::new(opened.writer),
+            |writer, token| async move { writer.run(token).await },
+        );
 
         let target = config
             .sync_target()
             .map_err(|e| anyhow::anyhow!("bad configuration: {e}"))?;
         let (sync, sync_handle) =
             SyncActor::new(config.sync.clone(), target, store.clone(), metrics.clone());
-        let sync = Arc::new(sync);
-        actors.spawn(supervise("sync", shutdown.clone(), metrics.clone(), {
-            let token = shutdown.clone();
-            move || {
-                let sync = sync.clone();
-                let token = token.clone();
-                async move { sync.run(token).await }
-            }
-        }));
+        supervise::spawn(
+            &mut actors,
+            Component::Sync,
+            &shutdown,
+            &metrics,
+            Arc::new(sync),
+            |sync, token| async move { sync.run(token).await },
+        );
 
         // The live feed for WebSocket clients, with the sync actor's
         // status as its `sync_status` source.
         let (broadcast_actor, broadcast) =
             gatelog_api::broadcaster(&store, metrics.clone(), Some(sync_handle.status()));
-        let broadcast_actor = Arc::new(broadcast_actor);
-        actors.spawn(supervise(
-            "broadcaster",
-            shutdown.clone(),
-            metrics.clone(),
-            {
-                let token = shutdown.clone();
-                move || {
-                    let actor = broadcast_actor.clone();
-                    let token = token.clone();
-                    async move { actor.run(token).await }
-                }
-            },
-        ));
+        supervise::spawn(
+            &mut actors,
+            Component::Broadcaster,
+            &shutdown,
+            &metrics,
+            Arc::new(broadcast_actor),
+            |actor, token| async move { actor.run(token).await },
+        );
 
         if let Some(images) = demo_images {
             feed::spawn_demo(&mut actors, addr, &config, images, &shutdown, &metrics);

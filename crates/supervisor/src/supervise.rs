@@ -1,20 +1,50 @@
 //! Running one actor under supervision.
+//!
+//! [`spawn`] is how `serve` starts each actor: it puts a supervised loop
+//! on the server's `JoinSet`. [`supervise`] is that loop: run, log, count
+//! and restart with backoff.
 
 use std::future::Future;
 use std::time::Duration;
 
-use gatelog_metrics::Metrics;
+use gatelog_metrics::{Component, Label, Metrics};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// The first restart waits this long; each further one twice as long.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// Starts `component` on `actors`, supervised. Each run calls `run` with
+/// a clone of `actor` (an `Arc` or other cheap handle) and of the shutdown
+/// token, so a restarted run gets the same actor.
+pub fn spawn<A, F, Fut, E>(
+    actors: &mut JoinSet<()>,
+    component: Component,
+    shutdown: &CancellationToken,
+    metrics: &Metrics,
+    actor: A,
+    run: F,
+) where
+    A: Clone + Send + 'static,
+    F: Fn(A, CancellationToken) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    let token = shutdown.clone();
+    actors.spawn(supervise(
+        component,
+        shutdown.clone(),
+        metrics.clone(),
+        move || run(actor.clone(), token.clone()),
+    ));
+}
+
 /// Runs the actor that `start` makes until it returns `Ok`, or until
 /// `shutdown` fires after a failure. A run that returns an error or panics
 /// is logged, counted and started again after a backoff.
 pub async fn supervise<F, Fut, E>(
-    name: &'static str,
+    component: Component,
     shutdown: CancellationToken,
     metrics: Metrics,
     mut start: F,
@@ -23,6 +53,7 @@ pub async fn supervise<F, Fut, E>(
     Fut: Future<Output = Result<(), E>> + Send + 'static,
     E: std::fmt::Display + Send + 'static,
 {
+    let name = component.as_str();
     let mut backoff = FIRST_BACKOFF;
     loop {
         match tokio::spawn(start()).await {
@@ -41,10 +72,7 @@ pub async fn supervise<F, Fut, E>(
             tracing::info!(component = name, "not restarting during shutdown");
             return;
         }
-        metrics
-            .component_restarts_total
-            .with_label_values(&[name])
-            .inc();
+        metrics.component_restarts_total.with(component).inc();
         tracing::warn!(
             component = name,
             backoff_ms = backoff.as_millis() as u64,
@@ -70,7 +98,7 @@ mod tests {
         let metrics = Metrics::new();
         let r = runs.clone();
         supervise(
-            "flaky",
+            Component::Demo,
             CancellationToken::new(),
             metrics.clone(),
             move || {
@@ -87,10 +115,7 @@ mod tests {
         .await;
         assert_eq!(runs.load(Ordering::SeqCst), 3);
         assert_eq!(
-            metrics
-                .component_restarts_total
-                .with_label_values(&["flaky"])
-                .get(),
+            metrics.component_restarts_total.with(Component::Demo).get(),
             2
         );
     }

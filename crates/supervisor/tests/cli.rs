@@ -76,6 +76,70 @@ fn bad_config_stops_with_the_key_and_its_source() {
         .contains("server.bind"));
 }
 
+/// A value that parses but makes no sense names the layer that set it,
+/// and for a value wrong only beside another, the layer of each.
+#[test]
+fn a_bad_value_names_the_layer_that_set_it() {
+    let out = gatelog()
+        .arg("config")
+        .env("GATELOG_DEDUP__WINDOW_SECS", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("dedup.window_secs is set by environment variable GATELOG_DEDUP__WINDOW_SECS"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("g.toml");
+    std::fs::write(&file, "[dedup]\nnear_miss_gap_secs = 200\n").unwrap();
+    let out = gatelog()
+        .arg("--config")
+        .arg(&file)
+        .arg("config")
+        .env("GATELOG_DEDUP__WINDOW_SECS", "100")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains(&format!(
+            "dedup.near_miss_gap_secs is set in TOML file {}",
+            file.display()
+        )) && err.contains(
+            "dedup.window_secs is set by environment variable GATELOG_DEDUP__WINDOW_SECS"
+        ),
+        "{err}"
+    );
+
+    // A key left at its default says so; a key read by our own text
+    // provider names its variable too.
+    let out = gatelog()
+        .arg("config")
+        .env("GATELOG_SITE__ID", " ")
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("site.id is set by environment variable GATELOG_SITE__ID"),
+        "{err}"
+    );
+    std::fs::write(&file, "[dedup]\nnear_miss_gap_secs = 400\n").unwrap();
+    let out = gatelog()
+        .arg("--config")
+        .arg(&file)
+        .arg("config")
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("dedup.window_secs is the built-in default"),
+        "{err}"
+    );
+}
+
 #[test]
 fn unknown_keys_in_a_file_are_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -22,7 +22,7 @@ use std::time::Duration;
 use chrono::Utc;
 use gatelog_core::Passage;
 use gatelog_local_store::Store;
-use gatelog_metrics::Metrics;
+use gatelog_metrics::{Metrics, SyncBatch};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -231,10 +231,7 @@ impl SyncActor {
                 Err(e) => {
                     let wait = backoff.next();
                     self.metrics.sync_retries_total.inc();
-                    self.metrics
-                        .sync_batches_total
-                        .with_label_values(&["retry"])
-                        .inc();
+                    self.metrics.sync_batches_total.with(SyncBatch::Retry).inc();
                     let message = self.record_error(&e);
                     if e.class() == ErrorClass::Misconfigured {
                         tracing::error!(error = %message, retry_in_ms = wait.as_millis() as u64, "sync target refused the request");
@@ -264,10 +261,7 @@ impl SyncActor {
                     let confirmed = rows.iter().map(|p| (p.id, p.version)).collect();
                     self.store.writer().mark_synced(confirmed).await?;
                     let now = Utc::now();
-                    self.metrics
-                        .sync_batches_total
-                        .with_label_values(&["ok"])
-                        .inc();
+                    self.metrics.sync_batches_total.with(SyncBatch::Ok).inc();
                     self.metrics
                         .sync_last_success_timestamp_seconds
                         .set(now.timestamp_millis() as f64 / 1000.0);
@@ -290,7 +284,7 @@ impl SyncActor {
                         .await?;
                     self.metrics
                         .sync_batches_total
-                        .with_label_values(&["dead_letter"])
+                        .with(SyncBatch::DeadLetter)
                         .inc();
                     self.status.send_modify(|s| {
                         s.dead_letters += 1;

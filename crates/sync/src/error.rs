@@ -93,10 +93,12 @@ pub(crate) struct Redactor {
 }
 
 impl Redactor {
+    /// Every non-empty secret is redacted, however short. A password of
+    /// one or two characters also takes those characters out of ordinary
+    /// words, which can make a message hard to read; that is the price of
+    /// never showing it.
     pub(crate) fn new(secrets: impl IntoIterator<Item = String>) -> Self {
-        // Very short strings would mangle ordinary words; a real key or
-        // password is longer.
-        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| s.len() >= 4).collect();
+        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         secrets.dedup();
         Self { secrets }
@@ -155,9 +157,19 @@ mod tests {
     fn redactor_removes_every_secret() {
         let r = Redactor::new(["s3cret-key".to_string(), "pw".to_string()]);
         assert_eq!(
-            r.redact("bad key s3cret-key, pw stays"),
-            "bad key [redacted], pw stays"
+            r.redact("bad key s3cret-key, pw gone"),
+            "bad key [redacted], [redacted] gone"
         );
+    }
+
+    /// A password shorter than four characters is a secret like any other.
+    #[test]
+    fn short_passwords_are_redacted_too() {
+        let url = secrecy::SecretString::from("postgres://gatelog:x9@db.internal:5432/central");
+        let r = Redactor::new(crate::config::url_secrets(&url));
+        let text = r.clean("cannot connect as gatelog with password x9 to db.internal");
+        assert!(!text.contains("x9"), "{text}");
+        assert_eq!(Redactor::new([String::new()]).redact("text"), "text");
     }
 
     #[test]

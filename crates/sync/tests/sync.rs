@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
+use gatelog_metrics::SyncBatch;
 use gatelog_sync::{PostgresConfig, Sink, SupabaseConfig, SyncConfig, Target};
 
 /// How a scenario reaches the centre.
@@ -217,17 +218,19 @@ async fn poison_row(via: Via) {
     );
 
     // Nothing spins: no retries, and no batch is sent while idle.
-    let batches = |r: &str| {
-        local
-            .metrics
-            .sync_batches_total
-            .with_label_values(&[r])
-            .get()
-    };
-    let before = (batches("ok"), batches("dead_letter"), batches("retry"));
+    let batches = |r| local.metrics.sync_batches_total.with(r).get();
+    let before = (
+        batches(SyncBatch::Ok),
+        batches(SyncBatch::DeadLetter),
+        batches(SyncBatch::Retry),
+    );
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(
-        (batches("ok"), batches("dead_letter"), batches("retry")),
+        (
+            batches(SyncBatch::Ok),
+            batches(SyncBatch::DeadLetter),
+            batches(SyncBatch::Retry)
+        ),
         before
     );
     assert_eq!(before.1, 1);
@@ -490,7 +493,7 @@ async fn same_id_from_two_sites(via: Via, first: First) {
         loser
             .metrics
             .sync_batches_total
-            .with_label_values(&["retry"])
+            .with(SyncBatch::Retry)
             .get(),
         0,
         "a refusal is not retried"

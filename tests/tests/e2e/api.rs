@@ -527,6 +527,47 @@ async fn filters_select_what_they_name() {
     app.stop().await;
 }
 
+/// Every route of the JSON API that reads parses its query the same
+/// strict way: an unknown or repeated parameter is a 400 naming it.
+#[tokio::test]
+async fn every_read_route_names_an_unknown_or_repeated_parameter() {
+    let app = TestApp::spawn().await;
+    let (s, body) = app.post(&read("MSCU1234566", "2024-05-01T08:30:00Z")).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let id = body["data"]["id"].as_str().unwrap().to_string();
+    for (path, repeatable) in [
+        ("/api/v1/logs".to_string(), Some("limit=1&limit=2")),
+        ("/api/v1/logs/export".into(), Some("format=csv&format=csv")),
+        (format!("/api/v1/logs/{id}"), None),
+        (
+            format!("/api/v1/logs/{id}/sightings"),
+            Some("limit=1&limit=2"),
+        ),
+        ("/api/v1/stats".into(), Some("bucket=day&bucket=day")),
+        ("/api/v1/sync/status".into(), None),
+        ("/ws/logs".into(), Some("limit=1&limit=2")),
+    ] {
+        let (s, body) = app.get(&format!("{path}?colour=red")).await;
+        assert_eq!(
+            (s, body["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("colour")),
+            "{path}: {body}"
+        );
+        if let Some(query) = repeatable {
+            let (s, body) = app.get(&format!("{path}?{query}")).await;
+            let name = query.split('=').next().unwrap();
+            assert_eq!(
+                (s, body["field"].as_str()),
+                (StatusCode::BAD_REQUEST, Some(name)),
+                "{path}?{query}: {body}"
+            );
+        }
+    }
+    let (s, _) = app.get("/api/v1/sync/status").await;
+    assert_eq!(s, StatusCode::OK);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn health_readiness_and_metrics() {
     let app = TestApp::spawn().await;

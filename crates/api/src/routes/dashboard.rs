@@ -83,7 +83,9 @@ pub struct ImageQuery {
 
 pub async fn image(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let not_found = || ApiError::NotFound("no such image".into());
-    let query: ImageQuery = serde_urlencoded::from_str(req.query_string())
+    // Whatever is wrong with the query, the answer names `ref`, the one
+    // parameter there is.
+    let query: ImageQuery = crate::query::parse(req.query_string())
         .map_err(|_| ApiError::bad_param("ref", "ref must be given once, and nothing else"))?;
     let Some(dir) = &state.image_dir else {
         return Err(not_found());

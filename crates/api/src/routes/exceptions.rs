@@ -18,7 +18,7 @@
 //! nothing is written, so a retried request never resolves twice.
 
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
 use gatelog_core::operator::OperatorNumber;
 use gatelog_core::{Passage, QueuedRead};
 use gatelog_local_store::{
@@ -29,15 +29,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::Principal;
+use crate::query::{self, param, FromParam, Id, Limit};
 use crate::routes::corrections::{body_object, container_field, no_other_fields};
 use crate::{ApiError, AppState};
-
-/// The parameters `GET /api/v1/exceptions` knows.
-const PARAMS: [&str; 8] = [
-    "kind", "from", "to", "camera", "site", "limit", "cursor", "order",
-];
-/// The longest camera or site id accepted in a filter, as for the logs.
-const MAX_ID_LEN: usize = 256;
 
 /// One item of the listing, tagged with its kind.
 #[derive(Serialize)]
@@ -123,102 +117,56 @@ pub async fn resolve(
     }
 }
 
-/// Parses the listing's query string, strictly.
-fn parse_filter(query: &str) -> Result<ExceptionFilter, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
-        .map_err(|_| ApiError::bad_param("query", "the query string is not valid URL encoding"))?;
-    let mut filter = ExceptionFilter {
-        limit: 50,
-        ..ExceptionFilter::default()
-    };
-    let mut seen = std::collections::HashSet::new();
-    for (key, value) in pairs {
-        let Some(&name) = PARAMS.iter().find(|p| **p == key) else {
-            let key: String = key.chars().take(40).collect();
-            return Err(ApiError::bad_param(
-                &key,
-                format!("unknown parameter {key:?}; known: {}", PARAMS.join(", ")),
-            ));
-        };
-        if !seen.insert(name) {
-            return Err(ApiError::bad_param(
-                name,
-                format!("{name} is given more than once"),
-            ));
-        }
-        match name {
-            "kind" => {
-                filter.kind = Some(match value.as_str() {
-                    "unresolved_read" => ExceptionKind::UnresolvedRead,
-                    "unverified_passage" => ExceptionKind::UnverifiedPassage,
-                    _ => {
-                        return Err(ApiError::bad_param(
-                            name,
-                            "kind must be unresolved_read or unverified_passage",
-                        ))
-                    }
-                })
-            }
-            "from" => filter.from = Some(time(name, &value)?),
-            "to" => filter.to = Some(time(name, &value)?),
-            "camera" => filter.camera = Some(id(name, value)?),
-            "site" => filter.site = Some(id(name, value)?),
-            "limit" => {
-                filter.limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_param(name, "limit must be an integer from 1 to 1000")
-                    })?
-            }
-            "cursor" => {
-                filter.cursor = Some(Cursor::decode(&value).ok_or_else(|| {
-                    ApiError::bad_param(
-                        name,
-                        "cursor is not one this server issued; pass next_cursor back as it is",
-                    )
-                })?)
-            }
-            _ => {
-                filter.order = match value.as_str() {
-                    "desc" => Order::Desc,
-                    "asc" => Order::Asc,
-                    _ => return Err(ApiError::bad_param(name, "order must be desc or asc")),
-                }
-            }
+/// The parameters of `GET /api/v1/exceptions`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExceptionQuery {
+    #[serde(default, deserialize_with = "param")]
+    kind: Option<ExceptionKind>,
+    #[serde(default, deserialize_with = "param")]
+    from: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "param")]
+    to: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "param")]
+    camera: Option<Id>,
+    #[serde(default, deserialize_with = "param")]
+    site: Option<Id>,
+    #[serde(default, deserialize_with = "param")]
+    limit: Option<Limit<1000>>,
+    #[serde(default, deserialize_with = "param")]
+    cursor: Option<Cursor>,
+    #[serde(default, deserialize_with = "param")]
+    order: Option<Order>,
+}
+
+impl FromParam for ExceptionKind {
+    fn from_param(text: &str) -> Result<Self, String> {
+        match text {
+            "unresolved_read" => Ok(ExceptionKind::UnresolvedRead),
+            "unverified_passage" => Ok(ExceptionKind::UnverifiedPassage),
+            _ => Err("must be unresolved_read or unverified_passage".into()),
         }
     }
-    if let (Some(from), Some(to)) = (filter.from, filter.to) {
+}
+
+/// Parses the listing's query string, strictly (see [`crate::query`]).
+fn parse_filter(q: &str) -> Result<ExceptionFilter, ApiError> {
+    let p: ExceptionQuery = query::parse(q)?;
+    if let (Some(from), Some(to)) = (p.from, p.to) {
         if from > to {
             return Err(ApiError::bad_param("from", "from must not be after to"));
         }
     }
-    Ok(filter)
-}
-
-/// An RFC 3339 time in the years 0001 to 9998 (UTC), as the logs take.
-fn time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::parse_from_rfc3339(value)
-        .map(|t| t.with_timezone(&Utc))
-        .ok()
-        .filter(|t| (1..=9998).contains(&t.year()))
-        .ok_or_else(|| {
-            ApiError::bad_param(
-                name,
-                format!("{name} must be an RFC 3339 time, such as 2024-05-01T00:00:00Z"),
-            )
-        })
-}
-
-fn id(name: &str, value: String) -> Result<String, ApiError> {
-    if value.is_empty() || value.len() > MAX_ID_LEN || value.chars().any(char::is_control) {
-        return Err(ApiError::bad_param(
-            name,
-            format!("{name} must be 1 to {MAX_ID_LEN} printable characters"),
-        ));
-    }
-    Ok(value)
+    Ok(ExceptionFilter {
+        kind: p.kind,
+        from: p.from,
+        to: p.to,
+        camera: p.camera.map(|c| c.0),
+        site: p.site.map(|c| c.0),
+        limit: p.limit.map_or(50, |l| l.0),
+        cursor: p.cursor,
+        order: p.order.unwrap_or_default(),
+    })
 }
 
 #[cfg(test)]

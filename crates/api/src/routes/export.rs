@@ -13,7 +13,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::stream;
 use gatelog_local_store::export::{ExportFormat, Exporter};
 
-use crate::routes::logs::parse_filter;
+use crate::query;
+use crate::routes::logs::LogsQuery;
 use crate::{ApiError, AppState};
 
 pub async fn export(
@@ -50,40 +51,9 @@ pub async fn export(
         .streaming(body))
 }
 
-/// Splits `format` off the query and parses the rest as log filters.
+/// `format` and the listing's filters, strictly.
 pub fn parse(query: &str) -> Result<(ExportFormat, gatelog_local_store::LogFilter), ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
-        .map_err(|_| ApiError::bad_param("query", "the query string is not valid URL encoding"))?;
-    let mut format = None;
-    let mut rest = Vec::with_capacity(pairs.len());
-    for (k, v) in pairs {
-        match k.as_str() {
-            "format" => {
-                if format.is_some() {
-                    return Err(ApiError::bad_param(
-                        "format",
-                        "format is given more than once",
-                    ));
-                }
-                format =
-                    Some(ExportFormat::parse(&v).ok_or_else(|| {
-                        ApiError::bad_param("format", "format must be csv or jsonl")
-                    })?);
-            }
-            "limit" | "cursor" => {
-                return Err(ApiError::bad_param(
-                    &k,
-                    format!("{k} does not apply to an export, which covers every match"),
-                ))
-            }
-            _ => rest.push((k, v)),
-        }
-    }
-    let format =
-        format.ok_or_else(|| ApiError::bad_param("format", "format is required: csv or jsonl"))?;
-    let query = serde_urlencoded::to_string(&rest)
-        .map_err(|_| ApiError::bad_param("query", "the query string is not valid"))?;
-    Ok((format, parse_filter(&query)?))
+    query::parse::<LogsQuery>(query)?.export_filter()
 }
 
 #[cfg(test)]

@@ -6,20 +6,23 @@
 //! detail carries the first [`SIGHTINGS_PAGE`] and `sightings_next_cursor`,
 //! and the sightings route gives the pages after it.
 //!
-//! Query parameters are parsed strictly: an unknown or repeated parameter,
-//! or a value of the wrong shape, answers 400 naming the parameter. Values
-//! reach SQL only as bound parameters.
+//! Query parameters are parsed strictly by [`crate::query`]: an unknown or
+//! repeated parameter, or a value of the wrong shape, answers 400 naming
+//! the parameter. Values reach SQL only as bound parameters.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
+use gatelog_local_store::export::ExportFormat;
 use gatelog_local_store::{Cursor, LogFilter, Order, SyncFilter};
+use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::query::{self, param, Check, Fragment, Id, Limit, NoParams, OwnerFilter, Serial};
 use crate::{ApiError, AppState};
 
-/// The parameters `GET /api/v1/logs` knows (and the export, which takes
-/// the same filters and `format`).
+/// The names of the listing's parameters, for tests and documentation;
+/// [`LogsQuery`] is what parses them, and a unit test keeps the two equal.
 pub const PARAMS: [&str; 13] = [
     "owner",
     "number",
@@ -35,8 +38,107 @@ pub const PARAMS: [&str; 13] = [
     "cursor",
     "order",
 ];
-/// The longest camera or site id accepted in a filter.
-const MAX_ID_LEN: usize = 256;
+
+/// The parameters of `GET /api/v1/logs`, and of the export, which takes
+/// the same filters and `format` instead of `limit` and `cursor`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsQuery {
+    #[serde(default, deserialize_with = "param")]
+    owner: Option<OwnerFilter>,
+    #[serde(default, deserialize_with = "param")]
+    number: Option<Serial>,
+    #[serde(default, deserialize_with = "param")]
+    container: Option<Fragment<11>>,
+    #[serde(default, deserialize_with = "param")]
+    q: Option<Fragment<11>>,
+    #[serde(default, deserialize_with = "param")]
+    from: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "param")]
+    to: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "param")]
+    camera: Option<Id>,
+    #[serde(default, deserialize_with = "param")]
+    site: Option<Id>,
+    #[serde(default, deserialize_with = "param")]
+    check: Option<Check>,
+    #[serde(default, deserialize_with = "param")]
+    sync: Option<SyncFilter>,
+    #[serde(default, deserialize_with = "param")]
+    limit: Option<Limit<1000>>,
+    #[serde(default, deserialize_with = "param")]
+    cursor: Option<Cursor>,
+    #[serde(default, deserialize_with = "param")]
+    order: Option<Order>,
+    /// Only the export takes it.
+    #[serde(default, deserialize_with = "param")]
+    format: Option<ExportFormat>,
+}
+
+impl LogsQuery {
+    /// The filter these parameters describe, for a listing page.
+    pub fn page_filter(self) -> Result<LogFilter, ApiError> {
+        if self.format.is_some() {
+            return Err(ApiError::bad_param(
+                "format",
+                "format applies only to the export, /api/v1/logs/export",
+            ));
+        }
+        self.filter()
+    }
+
+    /// The format and the filter for an export, which covers every match
+    /// and so takes no `limit` or `cursor`.
+    pub fn export_filter(mut self) -> Result<(ExportFormat, LogFilter), ApiError> {
+        for (name, given) in [
+            ("limit", self.limit.is_some()),
+            ("cursor", self.cursor.is_some()),
+        ] {
+            if given {
+                return Err(ApiError::bad_param(
+                    name,
+                    format!("{name} does not apply to an export, which covers every match"),
+                ));
+            }
+        }
+        let format = self
+            .format
+            .take()
+            .ok_or_else(|| ApiError::bad_param("format", "format is required: csv or jsonl"))?;
+        Ok((format, self.filter()?))
+    }
+
+    /// The filter, whatever route asked.
+    fn filter(self) -> Result<LogFilter, ApiError> {
+        if let (Some(from), Some(to)) = (self.from, self.to) {
+            if from > to {
+                return Err(ApiError::bad_param("from", "from must not be after to"));
+            }
+        }
+        let (owner, prefix) = match self.owner {
+            Some(OwnerFilter::Owner(o)) => (Some(o), None),
+            Some(OwnerFilter::Prefix(p)) => (None, Some(p)),
+            None => (None, None),
+        };
+        Ok(LogFilter {
+            owner,
+            number: self.number.map(|n| n.0),
+            // Three letters of owner are a prefix of the number; a
+            // container prefix, when given too, is the narrower one.
+            container: self.container.map(|c| c.0).or(prefix),
+            q: self.q.map(|q| q.0),
+            from: self.from,
+            to: self.to,
+            camera: self.camera.map(|c| c.0),
+            site: self.site.map(|s| s.0),
+            check_ok: self.check.map(|c| c == Check::Ok),
+            sync: self.sync,
+            limit: self.limit.map_or(50, |l| l.0),
+            cursor: self.cursor,
+            order: self.order.unwrap_or_default(),
+        })
+    }
+}
 
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let filter = parse_filter(req.query_string())?;
@@ -50,10 +152,16 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 /// Sightings in the detail, and in a page of the sightings route unless
 /// `limit` says otherwise.
 pub const SIGHTINGS_PAGE: u32 = 100;
-/// The most sightings one page of the sightings route may hold.
-const MAX_SIGHTINGS_PAGE: u32 = 1000;
-/// The parameters of `GET /api/v1/logs/{id}/sightings`.
-const SIGHTINGS_PARAMS: [&str; 2] = ["limit", "cursor"];
+/// The parameters of `GET /api/v1/logs/{id}/sightings`: at most 1,000
+/// sightings a page.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SightingsQuery {
+    #[serde(default, deserialize_with = "param")]
+    limit: Option<Limit<1000>>,
+    #[serde(default, deserialize_with = "param")]
+    cursor: Option<Cursor>,
+}
 
 /// `GET /api/v1/logs/{id}`: the passage, its first page of sightings and
 /// where the next page starts (`null` when that was all of them).
@@ -63,7 +171,7 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     // The detail takes no parameters; any is a mistake worth naming.
-    strict_pairs(req.query_string(), &[])?;
+    query::parse::<NoParams>(req.query_string())?;
     let id = passage_id(&path)?;
     let passage = state
         .store
@@ -122,215 +230,15 @@ fn passage_id(path: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(path).map_err(|_| ApiError::bad_param("id", "id must be a UUID"))
 }
 
-/// The query's pairs, refusing any parameter not in `known` and any given
-/// twice, with a 400 that names it.
-pub(crate) fn strict_pairs(query: &str, known: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
-        .map_err(|_| ApiError::bad_param("query", "the query string is not valid URL encoding"))?;
-    let mut seen = std::collections::HashSet::new();
-    for (key, _) in &pairs {
-        if !known.contains(&key.as_str()) {
-            let known = if known.is_empty() {
-                "this route takes no parameters".to_string()
-            } else {
-                format!("known: {}", known.join(", "))
-            };
-            return Err(ApiError::bad_param(
-                &truncate(key),
-                format!("unknown parameter {:?}; {known}", truncate(key)),
-            ));
-        }
-        if !seen.insert(key.clone()) {
-            return Err(ApiError::bad_param(
-                key,
-                format!("{key} is given more than once"),
-            ));
-        }
-    }
-    Ok(pairs)
-}
-
 /// `limit` and `cursor` of the sightings route.
 fn parse_sightings_query(query: &str) -> Result<(u32, Option<Cursor>), ApiError> {
-    let mut limit = SIGHTINGS_PAGE;
-    let mut cursor = None;
-    for (key, value) in strict_pairs(query, &SIGHTINGS_PARAMS)? {
-        if key == "limit" {
-            limit = value
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=MAX_SIGHTINGS_PAGE).contains(n))
-                .ok_or_else(|| {
-                    ApiError::bad_param("limit", "limit must be an integer from 1 to 1000")
-                })?;
-        } else {
-            cursor = Some(Cursor::decode(&value).ok_or_else(|| {
-                ApiError::bad_param(
-                    "cursor",
-                    "cursor is not one this server issued; pass sightings_next_cursor or next_cursor back as it is",
-                )
-            })?);
-        }
-    }
-    Ok((limit, cursor))
+    let q: SightingsQuery = query::parse(query)?;
+    Ok((q.limit.map_or(SIGHTINGS_PAGE, |l| l.0), q.cursor))
 }
 
-/// Parses a query string into a filter, strictly.
+/// Parses a listing's query string into a filter, strictly.
 pub fn parse_filter(query: &str) -> Result<LogFilter, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
-        .map_err(|_| ApiError::bad_param("query", "the query string is not valid URL encoding"))?;
-    let mut filter = LogFilter {
-        limit: 50,
-        ..LogFilter::default()
-    };
-    let mut seen = std::collections::HashSet::new();
-    for (key, value) in pairs {
-        let Some(&name) = PARAMS.iter().find(|p| **p == key) else {
-            return Err(ApiError::bad_param(
-                &truncate(&key),
-                format!(
-                    "unknown parameter {:?}; known: {}",
-                    truncate(&key),
-                    PARAMS.join(", ")
-                ),
-            ));
-        };
-        if !seen.insert(name) {
-            return Err(ApiError::bad_param(
-                name,
-                format!("{name} is given more than once"),
-            ));
-        }
-        match name {
-            "owner" => {
-                let v = alnum(name, &value, 4)?;
-                if !v.chars().all(|c| c.is_ascii_alphabetic()) || v.len() < 3 {
-                    return Err(ApiError::bad_param(
-                        name,
-                        "owner must be 3 or 4 letters, such as MSCU",
-                    ));
-                }
-                // Three letters name the owner without the category letter.
-                if v.len() == 3 {
-                    filter.container = Some(v);
-                } else {
-                    filter.owner = Some(v);
-                }
-            }
-            "number" => {
-                let v = alnum(name, &value, 6)?;
-                if v.len() != 6 || !v.chars().all(|c| c.is_ascii_digit()) {
-                    return Err(ApiError::bad_param(name, "number must be six digits"));
-                }
-                filter.number = Some(v);
-            }
-            "container" => filter.container = Some(alnum(name, &value, 11)?),
-            "q" => filter.q = Some(alnum(name, &value, 11)?),
-            "from" => filter.from = Some(time(name, &value)?),
-            "to" => filter.to = Some(time(name, &value)?),
-            "camera" => filter.camera = Some(id(name, value)?),
-            "site" => filter.site = Some(id(name, value)?),
-            "check" => {
-                filter.check_ok = Some(match value.as_str() {
-                    "ok" => true,
-                    "bad" => false,
-                    _ => return Err(ApiError::bad_param(name, "check must be ok or bad")),
-                })
-            }
-            "sync" => {
-                filter.sync = Some(match value.as_str() {
-                    "pending" => SyncFilter::Pending,
-                    "synced" => SyncFilter::Synced,
-                    _ => return Err(ApiError::bad_param(name, "sync must be pending or synced")),
-                })
-            }
-            "limit" => {
-                filter.limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_param(name, "limit must be an integer from 1 to 1000")
-                    })?
-            }
-            "cursor" => {
-                filter.cursor = Some(Cursor::decode(&value).ok_or_else(|| {
-                    ApiError::bad_param(
-                        name,
-                        "cursor is not one this server issued; pass next_cursor back as it is",
-                    )
-                })?)
-            }
-            "order" => {
-                filter.order = match value.as_str() {
-                    "desc" => Order::Desc,
-                    "asc" => Order::Asc,
-                    _ => return Err(ApiError::bad_param(name, "order must be desc or asc")),
-                }
-            }
-            _ => unreachable!("every known parameter is handled"),
-        }
-    }
-    if let (Some(from), Some(to)) = (filter.from, filter.to) {
-        if from > to {
-            return Err(ApiError::bad_param("from", "from must not be after to"));
-        }
-    }
-    Ok(filter)
-}
-
-/// Upper-cases a number fragment and drops separators; only A-Z and 0-9
-/// may remain.
-fn alnum(name: &str, value: &str, max: usize) -> Result<String, ApiError> {
-    let v: String = value
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '.' | '/'))
-        .collect::<String>()
-        .to_ascii_uppercase();
-    if v.is_empty() || v.len() > max || !v.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(ApiError::bad_param(
-            name,
-            format!("{name} must be 1 to {max} letters or digits"),
-        ));
-    }
-    Ok(v)
-}
-
-/// Parses an RFC 3339 query parameter, naming it when it is not one.
-///
-/// The time must fall in the years 0001 to 9998 once in UTC: an offset can
-/// carry `9999-12-31T23:59:59-23:59` past year 9999, and a range rounded up
-/// to a whole bucket must still be a time RFC 3339 can write.
-pub(crate) fn time(name: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
-    let t = DateTime::parse_from_rfc3339(value)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| {
-            ApiError::bad_param(
-                name,
-                format!("{name} must be an RFC 3339 time, such as 2024-05-01T00:00:00Z"),
-            )
-        })?;
-    if !(1..=9998).contains(&t.year()) {
-        return Err(ApiError::bad_param(
-            name,
-            format!("{name} must fall in the years 0001 to 9998 (UTC)"),
-        ));
-    }
-    Ok(t)
-}
-
-fn id(name: &str, value: String) -> Result<String, ApiError> {
-    if value.is_empty() || value.len() > MAX_ID_LEN || value.chars().any(char::is_control) {
-        return Err(ApiError::bad_param(
-            name,
-            format!("{name} must be 1 to {MAX_ID_LEN} printable characters"),
-        ));
-    }
-    Ok(value)
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(40).collect()
+    query::parse::<LogsQuery>(query)?.page_filter()
 }
 
 #[cfg(test)]
@@ -391,8 +299,20 @@ mod tests {
             parse_sightings_query(&format!("limit=1000&cursor={}", c.encode())).unwrap(),
             (1000, Some(c))
         );
-        assert!(strict_pairs("", &[]).is_ok());
-        assert!(strict_pairs("x=1", &[]).is_err());
+    }
+
+    #[test]
+    fn params_names_every_field_of_the_query() {
+        let message = match parse_filter("colour=red").unwrap_err() {
+            ApiError::BadParameter { message, .. } => message,
+            other => panic!("{other:?}"),
+        };
+        let mut named: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
+        let mut expected = PARAMS.to_vec();
+        expected.push("format");
+        named.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(named, expected, "{message}");
     }
 
     #[test]

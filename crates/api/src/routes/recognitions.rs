@@ -17,6 +17,7 @@ use futures_util::StreamExt;
 use gatelog_core::read::MAX_RAW_LEN;
 use gatelog_core::{ParseContext, Parsed, Read};
 use gatelog_local_store::{Outcome, OutcomeKind, Queued, Replay};
+use gatelog_metrics::Recognition;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
@@ -109,7 +110,7 @@ async fn store(
         }
     }
     let invalid = items.iter().filter(|i| i.is_err()).count();
-    count(state, "invalid", invalid);
+    count(state, Recognition::Invalid, invalid);
     let flags: Vec<bool> = reads.iter().map(|r| !r.flags.is_empty()).collect();
     let outcomes = write(state, reads).await?;
     let flagged = outcomes
@@ -129,7 +130,7 @@ async fn store(
         .map_err(ApiError::from)?;
     count(
         state,
-        "queued",
+        Recognition::Queued,
         queued.iter().filter(|q| q.replay == Replay::Fresh).count(),
     );
     let mut outcomes = outcomes.into_iter();
@@ -149,12 +150,12 @@ async fn store(
         .collect()
 }
 
-fn count(state: &AppState, result: &str, n: usize) {
+fn count(state: &AppState, result: Recognition, n: usize) {
     if n > 0 {
         state
             .metrics
             .recognitions_total
-            .with_label_values(&[result])
+            .with(result)
             .inc_by(n as u64);
     }
 }

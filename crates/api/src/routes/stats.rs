@@ -5,13 +5,12 @@
 //! Buckets are whole UTC hours or days. A range may span at most
 //! [`MAX_BUCKETS`] buckets, so one request has a bounded cost.
 
-use std::collections::HashSet;
-
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Duration, Utc};
 use gatelog_local_store::Bucket;
+use serde::Deserialize;
 
-use crate::routes::logs::time;
+use crate::query::{self, param};
 use crate::{ApiError, AppState};
 
 /// The most buckets one request may ask for: 31 days of hours, or about
@@ -25,42 +24,21 @@ pub(crate) struct Params {
     pub(crate) bucket: Bucket,
 }
 
+/// The parameters as given.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatsQuery {
+    #[serde(default, deserialize_with = "param")]
+    from: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "param")]
+    to: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "param")]
+    bucket: Option<Bucket>,
+}
+
 pub(crate) fn parse_params(query: &str, now: DateTime<Utc>) -> Result<Params, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
-        .map_err(|_| ApiError::bad_param("query", "the query string is not valid URL encoding"))?;
-    let (mut from, mut to, mut bucket) = (None, None, Bucket::Hour);
-    let mut seen = HashSet::new();
-    for (key, value) in pairs {
-        let name = match key.as_str() {
-            "from" => "from",
-            "to" => "to",
-            "bucket" => "bucket",
-            other => {
-                let other: String = other.chars().take(40).collect();
-                return Err(ApiError::bad_param(
-                    &other,
-                    format!("unknown parameter {other:?}; known: from, to, bucket"),
-                ));
-            }
-        };
-        if !seen.insert(name) {
-            return Err(ApiError::bad_param(
-                name,
-                format!("{name} is given more than once"),
-            ));
-        }
-        match name {
-            "from" => from = Some(time(name, &value)?),
-            "to" => to = Some(time(name, &value)?),
-            _ => {
-                bucket = match value.as_str() {
-                    "hour" => Bucket::Hour,
-                    "day" => Bucket::Day,
-                    _ => return Err(ApiError::bad_param("bucket", "bucket must be hour or day")),
-                }
-            }
-        }
-    }
+    let StatsQuery { from, to, bucket } = query::parse(query)?;
+    let bucket = bucket.unwrap_or(Bucket::Hour);
     let to = to.unwrap_or(now);
     let from = from.unwrap_or_else(|| match bucket {
         Bucket::Hour => to - Duration::hours(24),

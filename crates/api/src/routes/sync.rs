@@ -1,13 +1,19 @@
 //! `GET /api/v1/sync/status`: where replication stands.
 //!
 //! The snapshot comes from the sync actor, whose strings are already
-//! redacted; no key or database URL can appear in it.
+//! redacted; no key or database URL can appear in it. The route takes no
+//! parameters, and like every route it says so when given one.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::AppState;
+use crate::query::{self, NoParams};
+use crate::{ApiError, AppState};
 
-pub async fn status(state: web::Data<AppState>) -> HttpResponse {
+pub async fn status(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    query::parse::<NoParams>(req.query_string())?;
     let status = state.sync.status().borrow().clone();
-    HttpResponse::Ok().json(status)
+    Ok(HttpResponse::Ok().json(status))
 }

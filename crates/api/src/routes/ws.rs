@@ -11,7 +11,8 @@
 //! before the upgrade until its task ends; over a cap, the handshake gets
 //! a 503 naming it.
 //!
-//! Query parameters, parsed strictly (400 naming the parameter):
+//! Query parameters, parsed strictly by [`crate::query`] (400 naming the
+//! parameter):
 //! - `limit`: passages in `initial_data`, 1 to 100 (default 10);
 //! - `since`: a cursor from a `new_log` or `initial_data` frame, or an
 //!   RFC 3339 time. `initial_data` then holds every passage captured after
@@ -32,12 +33,14 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use gatelog_core::Passage;
 use gatelog_local_store::{Cursor, LogFilter, Order};
-use gatelog_metrics::Metrics;
+use gatelog_metrics::{Disconnect, Label, Metrics};
+use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::broadcast::{FrameKind, Subscription};
+use crate::query::{self, param, FromParam, Limit};
 use crate::ws_limit::WsSlot;
 use crate::{ApiError, AppState};
 
@@ -65,65 +68,44 @@ struct Params {
     since: Option<Cursor>,
 }
 
+/// The parameters as given.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WsQuery {
+    #[serde(default, deserialize_with = "param")]
+    limit: Option<Limit<MAX_LIMIT>>,
+    #[serde(default, deserialize_with = "param")]
+    since: Option<Since>,
+}
+
 fn parse_params(query: &str) -> Result<Params, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
-        .map_err(|_| ApiError::bad_param("query", "the query string is not valid URL encoding"))?;
-    let mut params = Params {
-        limit: DEFAULT_LIMIT,
-        since: None,
-    };
-    let mut seen = HashSet::new();
-    for (key, value) in pairs {
-        let name = match key.as_str() {
-            "limit" => "limit",
-            "since" => "since",
-            other => {
-                let other: String = other.chars().take(40).collect();
-                return Err(ApiError::bad_param(
-                    &other,
-                    format!("unknown parameter {other:?}; known: limit, since"),
-                ));
-            }
-        };
-        if !seen.insert(name) {
-            return Err(ApiError::bad_param(
-                name,
-                format!("{name} is given more than once"),
-            ));
-        }
-        if name == "limit" {
-            params.limit = value
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=MAX_LIMIT).contains(n))
-                .ok_or_else(|| {
-                    ApiError::bad_param("limit", "limit must be an integer from 1 to 100")
-                })?;
-        } else {
-            params.since = Some(parse_since(&value)?);
-        }
-    }
-    Ok(params)
+    let q: WsQuery = query::parse(query)?;
+    Ok(Params {
+        limit: q.limit.map_or(DEFAULT_LIMIT, |l| l.0),
+        since: q.since.map(|s| s.0),
+    })
 }
 
 /// A cursor as issued, or a time: every passage captured at or after it.
-fn parse_since(value: &str) -> Result<Cursor, ApiError> {
-    if let Some(c) = Cursor::decode(value) {
-        return Ok(c);
+#[derive(Debug)]
+struct Since(Cursor);
+
+impl FromParam for Since {
+    fn from_param(text: &str) -> Result<Self, String> {
+        if let Some(c) = Cursor::decode(text) {
+            return Ok(Self(c));
+        }
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| {
+                Self(Cursor {
+                    // The nil id sorts before every real one, so passages
+                    // captured exactly at `t` are included.
+                    captured_at: t.with_timezone(&Utc).timestamp_micros(),
+                    id: Uuid::nil(),
+                })
+            })
+            .map_err(|_| "must be a cursor from this feed or an RFC 3339 time".into())
     }
-    DateTime::parse_from_rfc3339(value)
-        .map(|t| Cursor {
-            // The nil id sorts before every real one, so passages captured
-            // exactly at `t` are included.
-            captured_at: t.with_timezone(&Utc).timestamp_micros(),
-            id: Uuid::nil(),
-        })
-        .map_err(|_| {
-            ApiError::bad_param(
-                "since",
-                "since must be a cursor from this feed or an RFC 3339 time",
-            )
-        })
 }
 
 pub async fn logs(
@@ -181,30 +163,6 @@ fn handshake_error(e: actix_web::Error) -> actix_web::Error {
     ApiError::BadHandshake { header, message }.into()
 }
 
-/// Why a connection ended, for the log and `gatelog_ws_disconnects_total`.
-#[derive(Debug, Clone, Copy)]
-enum End {
-    /// The client closed, or its socket went away.
-    Client,
-    /// The client did not take a frame within the send timeout.
-    Stalled,
-    /// The client did not answer pings.
-    Heartbeat,
-    /// The server is shutting down.
-    Shutdown,
-}
-
-impl End {
-    fn as_str(self) -> &'static str {
-        match self {
-            End::Client => "client",
-            End::Stalled => "stalled",
-            End::Heartbeat => "heartbeat",
-            End::Shutdown => "shutdown",
-        }
-    }
-}
-
 /// Keeps `gatelog_ws_clients` right however the task ends.
 struct ClientGauge(Metrics);
 
@@ -222,11 +180,14 @@ impl Drop for ClientGauge {
 }
 
 /// Sends one text frame, or reports the client as stalled.
-async fn send(session: &mut Session, text: impl Into<bytestring::ByteString>) -> Result<(), End> {
+async fn send(
+    session: &mut Session,
+    text: impl Into<bytestring::ByteString>,
+) -> Result<(), Disconnect> {
     match tokio::time::timeout(SEND_TIMEOUT, session.text(text)).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(_closed)) => Err(End::Client),
-        Err(_elapsed) => Err(End::Stalled),
+        Ok(Err(_closed)) => Err(Disconnect::Client),
+        Err(_elapsed) => Err(Disconnect::Stalled),
     }
 }
 
@@ -241,25 +202,21 @@ async fn connection(
     let _gauge = ClientGauge::new(&state.metrics);
     let end = run(&state, params, &mut sub, &mut session, &mut stream).await;
     let reason = match end {
-        End::Client => None,
-        End::Stalled => Some(CloseReason {
+        Disconnect::Client => None,
+        Disconnect::Stalled => Some(CloseReason {
             code: CloseCode::Policy,
             description: Some("client too slow: frames were not read".into()),
         }),
-        End::Heartbeat => Some(CloseReason {
+        Disconnect::Heartbeat => Some(CloseReason {
             code: CloseCode::Policy,
             description: Some("no answer to ping".into()),
         }),
-        End::Shutdown => Some(CloseReason {
+        Disconnect::Shutdown => Some(CloseReason {
             code: CloseCode::Away,
             description: Some("server shutting down".into()),
         }),
     };
-    state
-        .metrics
-        .ws_disconnects_total
-        .with_label_values(&[end.as_str()])
-        .inc();
+    state.metrics.ws_disconnects_total.with(end).inc();
     tracing::debug!(reason = end.as_str(), "websocket closed");
     // A stalled client cannot take a close frame either; give up quickly.
     let _ = tokio::time::timeout(Duration::from_secs(1), session.close(reason)).await;
@@ -271,7 +228,7 @@ async fn run(
     sub: &mut Subscription,
     session: &mut Session,
     stream: &mut actix_ws::AggregatedMessageStream,
-) -> End {
+) -> Disconnect {
     // 1. What the client has not seen yet, read after joining. Boxed, and
     // every temporary dropped before the live loop, so an idle connection
     // keeps none of it: the store query's future, the passages, the text.
@@ -285,7 +242,7 @@ async fn run(
                     .to_string(),
             )
             .await;
-            return End::Shutdown;
+            return Disconnect::Shutdown;
         }
     };
     let Greeting {
@@ -309,7 +266,7 @@ async fn run(
     loop {
         tokio::select! {
             frame = sub.frames.recv() => {
-                let Some(frame) = frame else { return End::Shutdown };
+                let Some(frame) = frame else { return Disconnect::Shutdown };
                 if frame.kind == FrameKind::NewLog {
                     if let Some(p) = frame.position {
                         if sent.contains(&p.id) {
@@ -344,30 +301,30 @@ async fn run(
                 match msg {
                     Some(Ok(actix_ws::AggregatedMessage::Ping(bytes))) => {
                         if session.pong(&bytes).await.is_err() {
-                            return End::Client;
+                            return Disconnect::Client;
                         }
                     }
-                    Some(Ok(actix_ws::AggregatedMessage::Close(_))) | None => return End::Client,
+                    Some(Ok(actix_ws::AggregatedMessage::Close(_))) | None => return Disconnect::Client,
                     // Pongs prove liveness; text and binary are ignored.
                     Some(Ok(_)) => {}
                     // Oversized or malformed frames end the connection.
                     Some(Err(e)) => {
                         tracing::debug!(error = %e, "websocket protocol error");
-                        return End::Client;
+                        return Disconnect::Client;
                     }
                 }
             }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > CLIENT_TIMEOUT {
-                    return End::Heartbeat;
+                    return Disconnect::Heartbeat;
                 }
                 match tokio::time::timeout(SEND_TIMEOUT, session.ping(b"")).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(_)) => return End::Client,
-                    Err(_) => return End::Stalled,
+                    Ok(Err(_)) => return Disconnect::Client,
+                    Err(_) => return Disconnect::Stalled,
                 }
             }
-            _ = state.broadcaster.closing() => return End::Shutdown,
+            _ = state.broadcaster.closing() => return Disconnect::Shutdown,
         }
     }
 }

@@ -8,65 +8,68 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use gatelog_local_store::{Cursor, YardFilter};
+use serde::Deserialize;
 
-use crate::routes::logs::strict_pairs;
+use crate::query::{self, param, FromParam, Limit};
 use crate::routes::stats::parse_params;
 use crate::{ApiError, AppState};
 
-const PARAMS: [&str; 4] = ["owner", "min_dwell_secs", "limit", "cursor"];
+/// The parameters of `GET /api/v1/yard`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct YardQuery {
+    #[serde(default, deserialize_with = "param")]
+    owner: Option<Owner>,
+    #[serde(default, deserialize_with = "param")]
+    min_dwell_secs: Option<Seconds>,
+    #[serde(default, deserialize_with = "param")]
+    limit: Option<Limit<1000>>,
+    #[serde(default, deserialize_with = "param")]
+    cursor: Option<Cursor>,
+}
 
-fn parse_filter(query: &str) -> Result<YardFilter, ApiError> {
-    let mut filter = YardFilter {
-        limit: 50,
-        ..YardFilter::default()
-    };
-    for (key, value) in strict_pairs(query, &PARAMS)? {
-        match key.as_str() {
-            "owner" => {
-                let owner = value.trim().to_ascii_uppercase();
-                if !(3..=4).contains(&owner.len()) || !owner.bytes().all(|b| b.is_ascii_uppercase())
-                {
-                    return Err(ApiError::bad_param(
-                        "owner",
-                        "owner must be an owner code with its category letter, such as MSCU",
-                    ));
-                }
-                filter.owner = Some(owner);
-            }
-            "min_dwell_secs" => {
-                filter.min_dwell_secs = Some(
-                    value
-                        .parse::<i64>()
-                        .ok()
-                        .filter(|n| *n >= 0)
-                        .ok_or_else(|| {
-                            ApiError::bad_param(
-                                "min_dwell_secs",
-                                "min_dwell_secs must be a whole number of seconds, 0 or more",
-                            )
-                        })?,
-                );
-            }
-            "limit" => {
-                filter.limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_param("limit", "limit must be an integer from 1 to 1000")
-                    })?;
-            }
-            _ => {
-                filter.cursor = Some(Cursor::decode(&value).ok_or_else(|| {
-                    ApiError::bad_param(
-                        "cursor",
-                        "cursor is not one this server issued; pass next_cursor back as it is",
-                    )
-                })?);
-            }
+/// An owner code with its category letter, such as `MSCU`.
+#[derive(Debug)]
+struct Owner(String);
+
+impl FromParam for Owner {
+    fn from_param(text: &str) -> Result<Self, String> {
+        let v = text.trim().to_ascii_uppercase();
+        if v.len() == 4 && v.bytes().all(|b| b.is_ascii_uppercase()) {
+            Ok(Self(v))
+        } else {
+            Err("must be an owner code with its category letter, such as MSCU".into())
         }
     }
-    Ok(filter)
+}
+
+/// A whole number of seconds, 0 or more.
+#[derive(Debug)]
+struct Seconds(i64);
+
+impl FromParam for Seconds {
+    fn from_param(text: &str) -> Result<Self, String> {
+        text.parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(Self)
+            .ok_or_else(|| "must be a whole number of seconds, 0 or more".into())
+    }
+}
+
+fn parse_filter(q: &str) -> Result<YardFilter, ApiError> {
+    let YardQuery {
+        owner,
+        min_dwell_secs,
+        limit,
+        cursor,
+    } = query::parse(q)?;
+    Ok(YardFilter {
+        owner: owner.map(|o| o.0),
+        min_dwell_secs: min_dwell_secs.map(|s| s.0),
+        limit: limit.map_or(50, |l| l.0),
+        cursor,
+    })
 }
 
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -90,6 +93,7 @@ mod tests {
     fn bad_values_name_their_parameter() {
         for (q, p) in [
             ("owner=M5CU", "owner"),
+            ("owner=MSC", "owner"),
             ("min_dwell_secs=-1", "min_dwell_secs"),
             ("limit=0", "limit"),
             ("cursor=nope", "cursor"),

@@ -4,23 +4,28 @@
 //! their sightings. With a sync target only passages that are synced (and
 //! not dead letters) go; with `sync.target = none` the local store is the
 //! system of record and every such passage goes (see [`scope`]).
-//! Inside `serve` the chunks go through the writer actor, between group
-//! commits; from the command line they use a connection of their own,
-//! which SQLite's locking keeps safe next to a running server.
+//! Both go through the writer actor, chunk by chunk, each chunk its own
+//! transaction: inside `serve` between group commits; from the command
+//! line the command opens the store with a writer actor of its own, as
+//! `serve` does. Next to a running server that is a second process's
+//! writer, and SQLite's locking serialises the two: each chunk takes the
+//! write lock briefly, and the server's writer waits up to
+//! `store.busy_timeout_ms` for it.
 
 use std::time::Duration;
 
+use anyhow::Context;
 use chrono::{DateTime, Utc};
-use gatelog_local_store::retention::{self, RetentionReport, RetentionScope, CHUNK};
-use gatelog_local_store::Store;
-use gatelog_metrics::Metrics;
+use gatelog_local_store::retention::{RetentionReport, RetentionScope, CHUNK};
+use gatelog_local_store::{Store, WriterHandle};
+use gatelog_metrics::{Component, Metrics};
 use gatelog_sync::TargetKind;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::progress::Progress;
 use crate::config::Config;
-use crate::supervise::supervise;
+use crate::supervise;
 
 /// The first pass waits this long after start-up, so it never slows a
 /// restart; later passes come every [`EVERY`].
@@ -64,15 +69,18 @@ fn describe(r: &RetentionReport, days: u32, scope: RetentionScope) -> String {
     )
 }
 
-/// `gatelog retention`.
+/// `gatelog retention`. The store is opened with its writer actor, as
+/// `serve` opens it, and every chunk goes through the writer.
 pub async fn run(config: &Config, args: &RetentionArgs) -> anyhow::Result<()> {
     super::require_store(config)?;
     let days = args.days.unwrap_or(config.retention.local_days);
     let cutoff = cutoff(days);
     let scope = scope(config);
-    let mut conn = retention::connect(&config.store).await?;
-    let eligible = retention::count_eligible(&mut conn, cutoff, scope).await?;
+    let opened = super::open_store(config, Metrics::new()).await?;
+    let store = opened.store;
+    let eligible = store.retention_eligible(cutoff, scope).await?;
     if args.dry_run {
+        store.close().await;
         let which = match scope {
             RetentionScope::SyncedOnly => "synced passages",
             RetentionScope::Everything => "passages (sync.target is none)",
@@ -83,25 +91,40 @@ pub async fn run(config: &Config, args: &RetentionArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    let stop = CancellationToken::new();
+    let writer = tokio::spawn({
+        let (writer, stop) = (opened.writer, stop.clone());
+        async move { writer.run(stop).await }
+    });
     let progress = Progress::new("retention", Some(eligible), "passages");
-    let mut total = RetentionReport::default();
-    loop {
-        let r = match retention::purge_chunk_standalone(&mut conn, cutoff, CHUNK, scope).await {
-            Ok(r) => r,
-            Err(e) => {
-                progress.abandon();
-                return Err(anyhow::Error::new(e).context(format!(
-                    "retention stopped after {} passages",
-                    total.passages
-                )));
-            }
-        };
-        if r.passages == 0 {
-            break;
+    let mut done = 0;
+    let purged = purge(
+        store.writer(),
+        cutoff,
+        scope,
+        &CancellationToken::new(),
+        |total| {
+            done = total.passages;
+            progress.set_position(total.passages);
+        },
+    )
+    .await;
+    // The writer answers what is queued, then closes its connection.
+    stop.cancel();
+    let stopped = writer.await;
+    store.close().await;
+    let total = match purged {
+        Ok(total) => total.unwrap_or_default(),
+        Err(e) => {
+            progress.abandon();
+            return Err(
+                anyhow::Error::new(e).context(format!("retention stopped after {done} passages"))
+            );
         }
-        total.add(r);
-        progress.set_position(total.passages);
-    }
+    };
+    stopped
+        .context("the writer panicked")?
+        .context("the writer failed")?;
     progress.finish(&describe(&total, days, scope));
     println!("{}", describe(&total, days, scope));
     Ok(())
@@ -115,45 +138,56 @@ pub fn spawn_daily(
     shutdown: &CancellationToken,
     metrics: &Metrics,
 ) {
-    let writer = store.writer().clone();
     let days = config.retention.local_days;
     let scope = scope(config);
-    let token = shutdown.clone();
-    actors.spawn(supervise(
-        "retention",
-        shutdown.clone(),
-        metrics.clone(),
-        move || {
-            let writer = writer.clone();
-            let token = token.clone();
-            async move {
-                let mut wait = FIRST_PASS_AFTER;
-                loop {
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = token.cancelled() => return Ok::<(), gatelog_local_store::StoreError>(()),
-                    }
-                    wait = EVERY;
-                    let cutoff = cutoff(days);
-                    let mut total = RetentionReport::default();
-                    loop {
-                        if token.is_cancelled() {
-                            return Ok(());
-                        }
-                        let r = writer.retain(cutoff, CHUNK, scope).await?;
-                        if r.passages == 0 {
-                            break;
-                        }
-                        total.add(r);
-                    }
-                    tracing::info!(
-                        passages = total.passages,
-                        sightings = total.sightings,
-                        days,
-                        "retention pass done"
-                    );
+    supervise::spawn(
+        actors,
+        Component::Retention,
+        shutdown,
+        metrics,
+        store.writer().clone(),
+        move |writer, token| async move {
+            let mut wait = FIRST_PASS_AFTER;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = token.cancelled() => return Ok::<(), gatelog_local_store::StoreError>(()),
                 }
+                wait = EVERY;
+                let Some(total) = purge(&writer, cutoff(days), scope, &token, |_| {}).await? else {
+                    return Ok(());
+                };
+                tracing::info!(
+                    passages = total.passages,
+                    sightings = total.sightings,
+                    days,
+                    "retention pass done"
+                );
             }
         },
-    ));
+    );
+}
+
+/// Deletes, chunk by chunk through the writer, every passage in `scope`
+/// last seen before `cutoff`, calling `progress` with the running total
+/// after each chunk. `None` when `stop` fired before the end.
+async fn purge(
+    writer: &WriterHandle,
+    cutoff: DateTime<Utc>,
+    scope: RetentionScope,
+    stop: &CancellationToken,
+    mut progress: impl FnMut(&RetentionReport),
+) -> Result<Option<RetentionReport>, gatelog_local_store::StoreError> {
+    let mut total = RetentionReport::default();
+    loop {
+        if stop.is_cancelled() {
+            return Ok(None);
+        }
+        let r = writer.retain(cutoff, CHUNK, scope).await?;
+        if r.passages == 0 {
+            return Ok(Some(total));
+        }
+        total.add(r);
+        progress(&total);
+    }
 }
