@@ -260,6 +260,36 @@ impl FromParam for ExportFormat {
     }
 }
 
+impl FromParam for gatelog_core::Direction {
+    fn from_param(text: &str) -> Result<Self, String> {
+        match text {
+            "in" => Ok(Self::In),
+            "out" => Ok(Self::Out),
+            _ => Err("must be in or out".into()),
+        }
+    }
+}
+
+/// A licence plate: trimmed, upper case, 1 to 32 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plate(pub String);
+
+impl FromParam for Plate {
+    fn from_param(text: &str) -> Result<Self, String> {
+        let v = text.trim().to_uppercase();
+        if v.is_empty()
+            || v.chars().count() > gatelog_core::read::MAX_PLATE_LEN
+            || v.chars().any(char::is_control)
+        {
+            return Err(format!(
+                "must be 1 to {} printable characters",
+                gatelog_core::read::MAX_PLATE_LEN
+            ));
+        }
+        Ok(Self(v))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

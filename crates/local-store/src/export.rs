@@ -23,7 +23,7 @@ const PAGE: u32 = 1000;
 
 /// The columns of a CSV export, in order; each is a field of the passage
 /// object.
-pub const CSV_COLUMNS: [&str; 19] = [
+pub const CSV_COLUMNS: [&str; 24] = [
     "id",
     "site_id",
     "container",
@@ -43,6 +43,11 @@ pub const CSV_COLUMNS: [&str; 19] = [
     "updated_at",
     "version",
     "sync_state",
+    "direction",
+    "lane",
+    "truck_plate",
+    "iso_type",
+    "dwell_secs",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -115,6 +115,10 @@ pub struct LogFilter {
     /// `Some(true)`: check digit ok; `Some(false)`: flagged.
     pub check_ok: Option<bool>,
     pub sync: Option<SyncFilter>,
+    /// Movements of this direction only.
+    pub direction: Option<gatelog_core::Direction>,
+    /// One truck's boxes: the plate as stored (upper case).
+    pub truck_plate: Option<String>,
     pub limit: u32,
     pub cursor: Option<Cursor>,
     pub order: Order,
@@ -263,6 +267,14 @@ pub(crate) fn push_filters(
     if let Some(site) = &filter.site {
         and(q);
         q.push("site_id = ").push_bind(site.clone());
+    }
+    if let Some(direction) = filter.direction {
+        and(q);
+        q.push("direction = ").push_bind(direction.as_str());
+    }
+    if let Some(plate) = &filter.truck_plate {
+        and(q);
+        q.push("truck_plate = ").push_bind(plate.clone());
     }
     if let Some(ok) = filter.check_ok {
         and(q);

@@ -110,3 +110,61 @@ async fn directions_split_passages_and_the_yard_keeps_dwell() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn logs_and_export_filter_by_direction_and_truck() {
+    let app = TestApp::spawn_with(|c| c.cameras = cameras()).await;
+    app.post(&at_gate(
+        "MSCU1234566",
+        "2024-05-01T08:00:00Z",
+        "gate-1-in",
+        "12가3456",
+        "22G1",
+    ))
+    .await;
+    app.post(&at_gate(
+        "CSQU3054383",
+        "2024-05-01T08:00:01Z",
+        "gate-1-in",
+        "12가3456",
+        "22G1",
+    ))
+    .await;
+    app.post(&at_gate(
+        "TGHU7654320",
+        "2024-05-01T08:05:00Z",
+        "gate-1-out",
+        "99바9999",
+        "45G1",
+    ))
+    .await;
+    let count = |v: &Value| v["logs"].as_array().unwrap().len();
+    let (_, ins) = app.get("/api/v1/logs?direction=in").await;
+    assert_eq!(count(&ins), 2);
+    let (_, outs) = app.get("/api/v1/logs?direction=out").await;
+    assert_eq!(count(&outs), 1);
+    let plate = "/api/v1/logs?truck_plate=%2012%EA%B0%803456";
+    let (s, truck) = app.get(plate).await;
+    assert_eq!(s, StatusCode::OK, "{truck}");
+    assert_eq!(count(&truck), 2, "both boxes on the truck");
+    let (s, err) = app.get("/api/v1/logs?direction=sideways").await;
+    assert_eq!(
+        (s, err["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("direction"))
+    );
+    let csv = app
+        .text("/api/v1/logs/export?format=csv&direction=out")
+        .await;
+    let mut lines = csv.lines();
+    assert!(lines
+        .next()
+        .unwrap()
+        .ends_with("direction,lane,truck_plate,iso_type,dwell_secs"));
+    let row = lines.next().unwrap();
+    assert!(
+        row.contains("TGHU7654320") && row.contains(",out,1,99바9999,45G1,"),
+        "{row}"
+    );
+    assert!(lines.next().is_none());
+    app.stop().await;
+}

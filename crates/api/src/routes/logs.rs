@@ -18,12 +18,13 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::query::{self, param, Check, Fragment, Id, Limit, NoParams, OwnerFilter, Serial};
+use crate::query::{self, param, Check, Fragment, Id, Limit, NoParams, OwnerFilter, Plate, Serial};
 use crate::{ApiError, AppState};
+use gatelog_core::Direction;
 
 /// The names of the listing's parameters, for tests and documentation;
 /// [`LogsQuery`] is what parses them, and a unit test keeps the two equal.
-pub const PARAMS: [&str; 13] = [
+pub const PARAMS: [&str; 15] = [
     "owner",
     "number",
     "container",
@@ -34,6 +35,8 @@ pub const PARAMS: [&str; 13] = [
     "site",
     "check",
     "sync",
+    "direction",
+    "truck_plate",
     "limit",
     "cursor",
     "order",
@@ -64,6 +67,10 @@ pub struct LogsQuery {
     check: Option<Check>,
     #[serde(default, deserialize_with = "param")]
     sync: Option<SyncFilter>,
+    #[serde(default, deserialize_with = "param")]
+    direction: Option<Direction>,
+    #[serde(default, deserialize_with = "param")]
+    truck_plate: Option<Plate>,
     #[serde(default, deserialize_with = "param")]
     limit: Option<Limit<1000>>,
     #[serde(default, deserialize_with = "param")]
@@ -133,6 +140,8 @@ impl LogsQuery {
             site: self.site.map(|s| s.0),
             check_ok: self.check.map(|c| c == Check::Ok),
             sync: self.sync,
+            direction: self.direction,
+            truck_plate: self.truck_plate.map(|p| p.0),
             limit: self.limit.map_or(50, |l| l.0),
             cursor: self.cursor,
             order: self.order.unwrap_or_default(),
