@@ -1116,58 +1116,70 @@ async fn gate_movements(
             continue;
         };
         let p = &mut c.passage;
-        let key = (p.container_owner.clone(), p.container_number.clone());
-        if !stays.contains_key(&key) {
-            let row: Option<(String, i64)> = sqlx::query_as(
-                "SELECT passage_id, gate_in_at FROM yard WHERE container_owner = ? AND container_number = ?",
-            )
-            .bind(&key.0)
-            .bind(&key.1)
-            .fetch_optional(&mut *conn)
-            .await?;
-            let entry = match row {
-                Some((pid, at)) => Some(YardEntry {
-                    passage_id: crate::rows::parse_id(&pid)?,
-                    gate_in_at: crate::rows::time(at)?,
-                }),
-                None => None,
-            };
-            stays.insert(key.clone(), entry);
-        }
-        // A passage renumbered while in the yard leaves its old place.
-        sqlx::query("DELETE FROM yard WHERE passage_id = ?")
-            .bind(p.id.to_string())
-            .execute(&mut *conn)
-            .await?;
-        let stay = stays.get(&key).cloned().flatten();
-        match gate::movement(p, stay.as_ref()) {
-            YardChange::None => {}
-            YardChange::Enter(entry) => {
-                sqlx::query(
-                    "INSERT INTO yard (passage_id, container_owner, container_number, gate_in_at) \
-                     VALUES (?, ?, ?, ?) ON CONFLICT (container_owner, container_number) DO UPDATE \
-                     SET passage_id = excluded.passage_id, gate_in_at = excluded.gate_in_at",
-                )
-                .bind(entry.passage_id.to_string())
-                .bind(&key.0)
-                .bind(&key.1)
-                .bind(micros(entry.gate_in_at))
-                .execute(&mut *conn)
-                .await?;
-                stays.insert(key, Some(entry));
-            }
-            YardChange::Leave { passage_id } => {
-                sqlx::query("DELETE FROM yard WHERE passage_id = ?")
-                    .bind(passage_id.to_string())
-                    .execute(&mut *conn)
-                    .await?;
-                stays.insert(key, None);
-            }
-        }
+        move_through_gate(conn, p, &mut stays).await?;
         let (flags, dwell) = (p.flags, p.dwell_secs);
         for d in plan.decisions.iter_mut().filter(|d| d.passage_id == *id) {
             d.passage.flags = flags;
             d.passage.dwell_secs = dwell;
+        }
+    }
+    Ok(())
+}
+
+/// Applies the yard rule to one passage that opened or changed its number,
+/// through `stays` (the containers' stays, read once per batch), and writes
+/// the yard's change.
+async fn move_through_gate(
+    conn: &mut SqliteConnection,
+    p: &mut Passage,
+    stays: &mut HashMap<Key, Option<YardEntry>>,
+) -> Result<(), StoreError> {
+    let key = (p.container_owner.clone(), p.container_number.clone());
+    if !stays.contains_key(&key) {
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "SELECT passage_id, gate_in_at FROM yard WHERE container_owner = ? AND container_number = ?",
+        )
+        .bind(&key.0)
+        .bind(&key.1)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let entry = match row {
+            Some((pid, at)) => Some(YardEntry {
+                passage_id: crate::rows::parse_id(&pid)?,
+                gate_in_at: crate::rows::time(at)?,
+            }),
+            None => None,
+        };
+        stays.insert(key.clone(), entry);
+    }
+    // A passage renumbered while in the yard leaves its old place.
+    sqlx::query("DELETE FROM yard WHERE passage_id = ?")
+        .bind(p.id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    let stay = stays.get(&key).cloned().flatten();
+    match gate::movement(p, stay.as_ref()) {
+        YardChange::None => {}
+        YardChange::Enter(entry) => {
+            sqlx::query(
+                "INSERT INTO yard (passage_id, container_owner, container_number, gate_in_at) \
+                 VALUES (?, ?, ?, ?) ON CONFLICT (container_owner, container_number) DO UPDATE \
+                 SET passage_id = excluded.passage_id, gate_in_at = excluded.gate_in_at",
+            )
+            .bind(entry.passage_id.to_string())
+            .bind(&key.0)
+            .bind(&key.1)
+            .bind(micros(entry.gate_in_at))
+            .execute(&mut *conn)
+            .await?;
+            stays.insert(key, Some(entry));
+        }
+        YardChange::Leave { passage_id } => {
+            sqlx::query("DELETE FROM yard WHERE passage_id = ?")
+                .bind(passage_id.to_string())
+                .execute(&mut *conn)
+                .await?;
+            stays.insert(key, None);
         }
     }
     Ok(())
@@ -1258,6 +1270,10 @@ async fn correct(
     let Some(correction) = operator::correct(&mut candidate, number, by, reason, now) else {
         return Ok(CorrectOutcome::Unchanged(Box::new(candidate.passage)));
     };
+    // A number corrected by hand moves the container in the yard too.
+    if candidate.passage.direction != Direction::None {
+        move_through_gate(conn, &mut candidate.passage, &mut HashMap::new()).await?;
+    }
     upsert_candidates(conn, std::slice::from_ref(&candidate)).await?;
     Ok(CorrectOutcome::Corrected(Box::new(Outcome {
         kind: OutcomeKind::Corrected,
