@@ -302,3 +302,43 @@ pub fn missing(what: &str) -> bool {
     eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
     false
 }
+
+/// A fresh PostgreSQL database on 127.0.0.1:5432, as (name, url). Fails
+/// under `CI=true` when PostgreSQL is unreachable; elsewhere says so loudly
+/// and returns `None`. Drop it with [`drop_database`].
+pub async fn fresh_database() -> Option<(String, String)> {
+    use sqlx::Connection;
+    const ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+    let mut admin = match sqlx::PgConnection::connect(ADMIN).await {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "PostgreSQL at 127.0.0.1:5432 is unreachable: {e}"
+            );
+            eprintln!("SKIPPED: PostgreSQL at 127.0.0.1:5432 is unreachable: {e}");
+            return None;
+        }
+    };
+    let name = format!("gatelog_t_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("the test database is created");
+    Some((
+        name.clone(),
+        format!("postgres://postgres@127.0.0.1:5432/{name}"),
+    ))
+}
+
+/// Drops a database made by [`fresh_database`].
+pub async fn drop_database(name: &str) {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres")
+        .await
+        .expect("PostgreSQL answers");
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .expect("the test database is dropped");
+}

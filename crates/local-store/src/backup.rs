@@ -101,6 +101,10 @@ pub async fn backup(
     }
 
     let checked = async {
+        fail::fail_point!("backup-before-verify", |_| Err(StoreError::Io {
+            path: partial.display().to_string(),
+            source: std::io::Error::other("fail point backup-before-verify"),
+        }));
         sync_file(&partial)?;
         verify(&partial).await
     }

@@ -498,6 +498,18 @@ impl WriterActor {
             let plan = in_transaction!(conn, write_reads(conn, &self.dedup, &self.site_id, reads));
             let (e, broken) = match plan {
                 Ok(outcomes) => {
+                    // Committed, but the answers may still be lost (the
+                    // process dies, the connection drops): the client
+                    // must retry, and its id makes the retry a replay.
+                    #[cfg(feature = "failpoints")]
+                    if fail::eval("writer-after-commit", |_| ()).is_some() {
+                        for write in group {
+                            let _ = write.reply.send(Err(StoreError::Unavailable(
+                                "fail point writer-after-commit".into(),
+                            )));
+                        }
+                        continue;
+                    }
                     self.committed(group, outcomes, started, n_reads);
                     continue;
                 }
@@ -836,6 +848,9 @@ async fn write_reads(
 ) -> Result<Vec<Outcome>, StoreError> {
     // Stored times have microsecond precision; answer with what is stored.
     let now = crate::rows::now();
+    fail::fail_point!("writer-in-transaction", |_| Err(StoreError::Unavailable(
+        "fail point writer-in-transaction".into()
+    )));
 
     // 1. Client ids already stored: their reads are replays, or conflicts
     //    when the content differs.

@@ -258,6 +258,12 @@ impl SyncActor {
         while let Some(rows) = stack.pop() {
             match sink.send(rows).await {
                 Ok(()) => {
+                    // The centre has the rows; a failure here is the
+                    // "it worked but we never heard" case, and the rows
+                    // must go again, harmlessly.
+                    fail::fail_point!("sync-before-mark-synced", |_| Err(SyncError::Unavailable(
+                        "fail point sync-before-mark-synced".into()
+                    )));
                     let confirmed = rows.iter().map(|p| (p.id, p.version)).collect();
                     self.store.writer().mark_synced(confirmed).await?;
                     let now = Utc::now();
