@@ -20,10 +20,8 @@
 //!   to WebSocket clients without ever waiting for one.
 //! - [`ws_limit`]: the caps on live WebSocket connections, per key and in
 //!   total, held by the app state.
-//! - [`server`]: the app factory and the server, which takes a bound
-//!   listener so tests can use port 0.
-//! - `upgrade`: the connection layer for upgraded requests (the
-//!   WebSocket), which keeps no HTTP/1 buffers per connection.
+//! - [`server`]: the app factory and actix-web's `HttpServer` on a bound
+//!   listener, so tests can use port 0.
 
 pub mod auth;
 pub mod broadcast;
@@ -32,7 +30,6 @@ pub mod cors;
 pub mod error;
 pub mod routes;
 pub mod server;
-mod upgrade;
 pub mod wire;
 pub mod ws_limit;
 

@@ -9,6 +9,7 @@ mod api;
 mod browser;
 mod dashboard;
 mod eval;
+mod framing;
 mod limits;
 mod metrics;
 mod ops;
