@@ -264,7 +264,7 @@ async fn a_client_that_never_reads_stalls_neither_ingest_nor_other_clients() {
         r.unwrap();
     }
     let ingest = started.elapsed();
-    // Not a speed test (that is `gatelog bench ws`): a blocked ingest
+    // Not a speed test (that is `gatelog-bench ws`): a blocked ingest
     // would wait for the stuck client forever, so any finite bound shows
     // it did not; this one is generous for a loaded CI machine.
     assert!(ingest < Duration::from_secs(60), "ingest took {ingest:?}");
