@@ -183,8 +183,9 @@ pub struct BroadcastHandle {
     /// Cancelled when the server shuts down, so that open connections close
     /// at once instead of holding HTTP's graceful stop until its timeout.
     closing: CancellationToken,
-    /// The live connections' socket writers, so shutdown can wait for
-    /// their close frames to leave.
+    /// The live connections' tasks, so shutdown can wait until each has
+    /// handed its close frame to the HTTP layer, whose graceful stop then
+    /// writes it before the connection ends.
     connections: TaskTracker,
     /// Whether a sync status source was given, so the dashboard knows if
     /// sync runs at all.
@@ -221,15 +222,14 @@ impl BroadcastHandle {
         self.closing.cancel();
     }
 
-    /// Resolves when every connection's socket writer has finished, after
+    /// Resolves when every connection's task has finished, after
     /// [`Self::close_clients`].
     pub async fn clients_closed(&self) {
         self.connections.close();
         self.connections.wait().await
     }
 
-    /// Counts `task`, a live connection's socket writer, as open until it
-    /// ends.
+    /// Counts `task`, a live connection, as open until it ends.
     pub(crate) fn track<F: std::future::Future>(&self, task: F) -> TrackedFuture<F> {
         self.connections.track_future(task)
     }

@@ -21,10 +21,8 @@
 //!   to WebSocket clients without ever waiting for one.
 //! - [`ws_limit`]: the caps on live WebSocket connections, per key and in
 //!   total, held by the app state.
-//! - [`server`]: the app factory and the server, which takes a bound
-//!   listener so tests can use port 0.
-//! - `upgrade`: the connection layer for upgraded requests (the
-//!   WebSocket), which keeps no HTTP/1 buffers per connection.
+//! - [`server`]: the app factory and actix-web's `HttpServer` on a bound
+//!   listener, so tests can use port 0.
 
 pub mod auth;
 pub mod broadcast;
@@ -34,7 +32,6 @@ pub mod error;
 pub mod query;
 pub mod routes;
 pub mod server;
-mod upgrade;
 pub mod wire;
 pub mod ws_limit;
 

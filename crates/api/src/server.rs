@@ -5,13 +5,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::rc::Rc;
-
-use actix_http::{HttpService, KeepAlive};
-use actix_service::{map_config, IntoServiceFactory, ServiceFactory};
 use actix_web::body::MessageBody;
-use actix_web::dev::{AppConfig, Server, Service, ServiceRequest, ServiceResponse};
-use actix_web::{web, App};
+use actix_web::dev::{
+    RequestHead, ResponseHead, Server, Service, ServiceFactory, ServiceRequest, ServiceResponse,
+};
+use actix_web::http::{header, ConnectionType, KeepAlive, Method, StatusCode};
+use actix_web::{web, App, HttpServer};
 use futures_util::FutureExt;
 use gatelog_core::ValidationConfig;
 use gatelog_local_store::Store;
@@ -47,9 +46,8 @@ pub struct AppState {
     pub ws_limiter: Arc<crate::WsLimiter>,
 }
 
-/// The app: state, middleware and routes. Each worker builds two, one
-/// behind the HTTP/1 dispatcher and one for upgraded connections
-/// ([`crate::upgrade`]); both share the state.
+/// The app: state, middleware and routes. Each worker builds one; they
+/// share the state.
 fn app(
     data: web::Data<AppState>,
     cors_origins: &[String],
@@ -100,19 +98,52 @@ fn app(
                 res
             })
         })
+        .wrap_fn(|req, srv| {
+            let upgrade = asks_to_upgrade(req.head());
+            srv.call(req).map(move |res| {
+                res.map(|mut res| {
+                    if upgrade && res.status() != StatusCode::SWITCHING_PROTOCOLS {
+                        end_with_the_connection(res.response_mut().head_mut());
+                    }
+                    res
+                })
+            })
+        })
         .configure(routes::configure)
         .default_service(web::to(|| async {
             Err::<actix_web::HttpResponse, _>(crate::ApiError::NotFound("no such route".into()))
         }))
 }
 
+/// Whether actix-http reads this request's body "until the connection
+/// closes": a request with an `Upgrade` header (its decoder does so for
+/// `Upgrade: websocket`) or a `CONNECT`. The connection cannot carry
+/// another request after it either way.
+fn asks_to_upgrade(head: &RequestHead) -> bool {
+    head.headers().contains_key(header::UPGRADE) || head.method == Method::CONNECT
+}
+
+/// Makes an answer that does not upgrade end with its connection.
+///
+/// When the request asked to upgrade, actix-http 3 writes a streamed body
+/// raw (its encoder marks the connection as a stream) while the head still
+/// announces `transfer-encoding: chunked`: a malformed answer that a
+/// strict client refuses. actix-web#1611 fixed this for `Upgrade: h2c`
+/// only. Without chunking and with `Connection: close`, the head announces
+/// what is written: a body that ends when the connection does (RFC 9112,
+/// section 6.3), which every HTTP/1.1 client reads.
+fn end_with_the_connection(head: &mut ResponseHead) {
+    head.no_chunking(true);
+    head.set_connection_type(ConnectionType::Close);
+}
+
 /// Builds the server on a listener that is already bound, so tests can bind
 /// port 0 and read the real port. Signals are left to the caller, which
 /// stops the server through its handle and so controls shutdown order.
 ///
-/// This is the wiring `actix_web::HttpServer` does, plus an upgrade
-/// service: requests that switch protocols leave the HTTP/1 dispatcher
-/// (see the `upgrade` module).
+/// This is actix-web's own `HttpServer`, as its examples serve WebSockets:
+/// one app per worker, and every request (an upgrade too) goes through the
+/// HTTP/1 dispatcher.
 pub fn build_server(
     listener: TcpListener,
     state: AppState,
@@ -120,50 +151,18 @@ pub fn build_server(
 ) -> std::io::Result<Server> {
     let data = web::Data::new(state);
     let cors_origins = config.cors_origins.clone();
-    let addr = listener.local_addr()?;
     let keep_alive = match config.keep_alive_secs {
         0 => KeepAlive::Disabled,
         s => KeepAlive::Timeout(Duration::from_secs(s)),
     };
-    let request_timeout = Duration::from_millis(config.client_request_timeout_ms);
-    let disconnect_timeout = Duration::from_millis(config.client_disconnect_timeout_ms);
-    let mut builder = actix_server::Server::build()
+    let mut server = HttpServer::new(move || app(data.clone(), &cors_origins))
         .disable_signals()
-        .shutdown_timeout(config.shutdown_timeout_secs);
+        .shutdown_timeout(config.shutdown_timeout_secs)
+        .keep_alive(keep_alive)
+        .client_request_timeout(Duration::from_millis(config.client_request_timeout_ms))
+        .client_disconnect_timeout(Duration::from_millis(config.client_disconnect_timeout_ms));
     if config.workers > 0 {
-        builder = builder.workers(config.workers);
+        server = server.workers(config.workers);
     }
-    let shutdown = builder.graceful_shutdown_signal();
-    let builder = builder.listen("gatelog-http", listener, move || {
-        let shutdown = shutdown.clone();
-        let (upgrade_data, upgrade_origins) = (data.clone(), cors_origins.clone());
-        let upgrade = actix_service::fn_factory(move || {
-            let factory = app(upgrade_data.clone(), &upgrade_origins).into_factory();
-            let live = upgrade_data.broadcaster.clone();
-            async move {
-                let app = Rc::new(factory.new_service(AppConfig::default()).await?);
-                Ok::<_, ()>(actix_service::fn_service(move |req| {
-                    crate::upgrade::serve(app.clone(), live.clone(), req)
-                }))
-            }
-        });
-        HttpService::build()
-            // Idle keep-alive connections close as soon as a graceful
-            // shutdown begins, as under `HttpServer`.
-            .graceful_shutdown_signal(move || {
-                let shutdown = shutdown.clone();
-                async move { shutdown.notified().await }
-            })
-            .keep_alive(keep_alive)
-            .client_request_timeout(request_timeout)
-            .client_disconnect_timeout(disconnect_timeout)
-            .local_addr(addr)
-            .upgrade(upgrade)
-            .finish(map_config(
-                app(data.clone(), &cors_origins).into_factory(),
-                |_| AppConfig::default(),
-            ))
-            .tcp()
-    })?;
-    Ok(builder.run())
+    Ok(server.listen(listener)?.run())
 }

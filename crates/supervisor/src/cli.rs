@@ -53,21 +53,6 @@ pub enum Command {
     /// Replay a labelled stream through gatelog's rules in a temporary
     /// store and print how well they did, as one JSON object.
     Eval(crate::ops::eval::EvalArgs),
-    /// Measure gatelog on this machine; see BENCHMARKS.md.
-    Bench {
-        #[command(subcommand)]
-        which: BenchCommand,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Raw SQLite, durable acks over HTTP, fsyncs per ack.
-    Ingest(crate::bench::IngestArgs),
-    /// Search latency over a generated store.
-    Search(crate::bench::SearchArgs),
-    /// WebSocket push latency and memory per idle client.
-    Ws(crate::bench_ws::WsArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -14,14 +14,10 @@
 //! - [`sync_cmd`]: `gatelog sync status|retry` and `migrate --central`.
 //! - [`feed`]: the simulated gate, for `--demo`, `simulate` and `eval`'s
 //!   labelled streams.
-//! - [`mod@bench`]: `gatelog bench`, the measurements in BENCHMARKS.md.
-//! - [`bench_ws`]: `gatelog bench ws`, live feed latency and memory.
 //! - [`nofile`]: raising the open-file limit, which bounds connections.
 //! - [`ops`]: the operator commands `retention`, `backup`, `restore`,
 //!   `export`, `simulate` and `eval`, and their progress display.
 
-pub mod bench;
-pub mod bench_ws;
 pub mod cli;
 pub mod config;
 pub mod feed;

@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use gatelog_supervisor::cli::{BenchCommand, Cli, Command, SyncCommand};
-use gatelog_supervisor::{bench, config, ops, serve, sync_cmd};
+use gatelog_supervisor::cli::{Cli, Command, SyncCommand};
+use gatelog_supervisor::{config, ops, serve, sync_cmd};
 
 fn main() -> ExitCode {
     // Values in .env reach the environment before the config is read.
@@ -38,13 +38,6 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Bench { which } = &cli.command {
-        return match which {
-            BenchCommand::Ingest(args) => bench::ingest(args).await,
-            BenchCommand::Search(args) => bench::search(args).await,
-            BenchCommand::Ws(args) => gatelog_supervisor::bench_ws::ws(args).await,
-        };
-    }
     // simulate talks to a server elsewhere; the local config plays no part.
     if let Command::Simulate(args) = &cli.command {
         return ops::simulate::run(args).await;
@@ -69,7 +62,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore(args) => ops::backup::restore(&config, &args).await,
         Command::Export(args) => ops::export::run(&config, &args).await,
         Command::Eval(args) => ops::eval::run(config, &args).await,
-        Command::Bench { .. } | Command::Simulate(_) => unreachable!("handled above"),
+        Command::Simulate(_) => unreachable!("handled above"),
     }
 }
 

@@ -10,6 +10,7 @@ mod browser;
 mod dashboard;
 mod eval;
 mod exceptions;
+mod framing;
 mod gate;
 mod limits;
 mod metrics;

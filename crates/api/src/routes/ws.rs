@@ -130,15 +130,17 @@ pub async fn logs(
         .aggregate_continuations()
         .max_continuation_size(MAX_CLIENT_FRAME);
     // The connection is !Send (it holds the request payload), so it runs on
-    // this worker's thread.
-    actix_web::rt::spawn(connection(
+    // this worker's thread. The broadcaster counts it as live until it
+    // ends, so shutdown can wait for its close frame to be queued.
+    let live = state.broadcaster.clone();
+    actix_web::rt::spawn(live.track(connection(
         state.into_inner(),
         params,
         sub,
         session,
         stream,
         slot,
-    ));
+    )));
     Ok(response)
 }
 

@@ -1,7 +1,7 @@
-//! `gatelog bench ws`: the live feed's push latency and memory per client.
+//! `gatelog-bench ws`: the live feed's push latency and memory per client.
 //!
-//! The server under test is this binary, started as a child process
-//! (`gatelog serve`) on loopback, as `bench ingest` does. The benchmark
+//! The server under test is `gatelog serve`, started as a child process on
+//! loopback, as `gatelog-bench ingest` does. The benchmark
 //! then measures:
 //!
 //! - memory per 1,000 idle WebSocket clients: the server's RSS before and
@@ -15,18 +15,18 @@
 //! The clients run in this process, on the same cores as the server, so
 //! the figures include the cost of receiving 1,000 copies of each frame.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use chrono::Utc;
 use clap::Args;
 use futures_util::StreamExt;
-use gatelog_core::{CheckDigit, OwnerCode, SerialNumber};
-
-use crate::bench::{ms, percentile, Server};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
+
+use crate::latency::{ms, Latencies};
+use crate::reads;
+use crate::server::{Server, ServerOptions};
 
 #[derive(Debug, Clone, Args)]
 pub struct WsArgs {
@@ -49,18 +49,6 @@ pub struct WsArgs {
     /// for), to see how memory follows what a client was sent.
     #[arg(long, default_value_t = 10)]
     pub initial: u32,
-}
-
-/// A distinct valid container number for post `n`.
-fn container(n: u64) -> String {
-    const OWNERS: [&str; 4] = ["MSCU", "MAEU", "CMAU", "HLXU"];
-    let owner = OWNERS[(n % 4) as usize];
-    let serial = format!("{:06}", (n / 4) % 1_000_000);
-    let d = CheckDigit::compute(
-        &OwnerCode::parse(owner).expect("valid"),
-        &SerialNumber::parse(&serial).expect("valid"),
-    );
-    format!("{owner}{serial}{}", d.value())
 }
 
 /// Where a `new_log` frame's container number sits, found without parsing
@@ -116,9 +104,9 @@ async fn connect_clients(
     Ok(tasks)
 }
 
-pub async fn ws(args: &WsArgs) -> anyhow::Result<()> {
+pub async fn run(gatelog: &Path, args: &WsArgs) -> anyhow::Result<()> {
     // Each client is one socket on each side.
-    let nofile = crate::nofile::raise_to_hard_limit().context("cannot read the open-file limit")?;
+    let nofile = crate::server::raise_open_files();
     let needed = args
         .clients
         .iter()
@@ -139,15 +127,17 @@ pub async fn ws(args: &WsArgs) -> anyhow::Result<()> {
             d.clone()
         }
         None => {
-            tmp = TempDir::new()?;
-            tmp.0.clone()
+            tmp = tempfile::Builder::new()
+                .prefix("gatelog-bench-ws-")
+                .tempdir()?;
+            tmp.path().to_path_buf()
         }
     };
     println!(
-        "# gatelog bench ws ({} posts per client count, {} ms apart; open-file limit {nofile})\n",
+        "# gatelog-bench ws ({} posts per client count, {} ms apart; open-file limit {nofile})\n",
         args.posts, args.pause_ms
     );
-    let server = Server::start(&dir.join("gatelog.db")).await?;
+    let server = Server::start(gatelog, &dir.join("gatelog.db"), &ServerOptions::default()).await?;
     let http = reqwest::Client::new();
     let url = format!("http://{}/api/v1/recognitions", server.addr());
     let mut next = 0u64;
@@ -170,7 +160,7 @@ pub async fn ws(args: &WsArgs) -> anyhow::Result<()> {
     let idle = connect_clients(server.addr(), args.idle, args.initial, None).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let first = server.rss_kib();
-    let connected = server.metric("gatelog_ws_clients").await?;
+    let connected = server.metric(&server.names().ws_clients).await?;
     // A second batch shows the marginal cost once the first has settled.
     let more = connect_clients(server.addr(), args.idle, args.initial, None).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -216,35 +206,33 @@ pub async fn ws(args: &WsArgs) -> anyhow::Result<()> {
         for _ in 0..args.posts {
             let t0 = Instant::now();
             post(&http, &url, next).await?;
-            sent.insert(container(next), (t0, Instant::now()));
+            sent.insert(reads::container(next), (t0, Instant::now()));
             next += 1;
             tokio::time::sleep(Duration::from_millis(args.pause_ms)).await;
         }
         let expected = args.posts * n;
-        let mut from_ack = Vec::with_capacity(expected);
-        let mut from_send = Vec::with_capacity(expected);
+        let mut from_ack = Latencies::new();
+        let mut from_send = Latencies::new();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while from_ack.len() < expected {
+        while (from_ack.count() as usize) < expected {
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, rx.recv()).await {
                 Ok(Some((c, at))) => {
                     if let Some((t0, ack)) = sent.get(&c) {
-                        from_ack.push(at.saturating_duration_since(*ack));
-                        from_send.push(at.saturating_duration_since(*t0));
+                        from_ack.record(at.saturating_duration_since(*ack));
+                        from_send.record(at.saturating_duration_since(*t0));
                     }
                 }
                 _ => break,
             }
         }
-        from_ack.sort_unstable();
-        from_send.sort_unstable();
         println!(
             "| {n} | {} | {} | {} | {} | {} of {expected} |",
-            ms(percentile(&from_ack, 0.5)),
-            ms(percentile(&from_ack, 0.99)),
-            ms(from_ack.last().copied().unwrap_or_default()),
-            ms(percentile(&from_send, 0.99)),
-            from_ack.len()
+            ms(from_ack.quantile(0.5)),
+            ms(from_ack.quantile(0.99)),
+            ms(from_ack.max()),
+            ms(from_send.quantile(0.99)),
+            from_ack.count()
         );
         for c in clients {
             c.abort();
@@ -259,46 +247,24 @@ pub async fn ws(args: &WsArgs) -> anyhow::Result<()> {
 /// moment to notice).
 async fn wait_for_clients(server: &Server, n: f64) -> anyhow::Result<()> {
     for _ in 0..100 {
-        if server.metric("gatelog_ws_clients").await? == n {
+        if server.metric(&server.names().ws_clients).await? == n {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     bail!(
         "the server still counts {} clients",
-        server.metric("gatelog_ws_clients").await?
+        server.metric(&server.names().ws_clients).await?
     )
 }
 
 async fn post(http: &reqwest::Client, url: &str, n: u64) -> anyhow::Result<()> {
-    let body = serde_json::json!({
-        "container": container(n),
-        "captured_at": Utc::now().to_rfc3339(),
-        "camera_id": "bench",
-    });
-    let r = http.post(url).json(&body).send().await?;
+    let r = http.post(url).json(&reads::body(n)).send().await?;
     if r.status().as_u16() != 201 {
         bail!("POST answered {}", r.status());
     }
     let _ = r.bytes().await;
     Ok(())
-}
-
-/// A temporary folder removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> std::io::Result<Self> {
-        let p = std::env::temp_dir().join(format!("gatelog-bench-ws-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&p)?;
-        Ok(Self(p))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[cfg(test)]

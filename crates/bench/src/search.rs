@@ -1,0 +1,241 @@
+//! `gatelog-bench search`: search latency over a generated store.
+//!
+//! The bench generates a year of passages (20 owners, 8 cameras) through
+//! the store's writer (bulk import; the writer refreshes the planner's
+//! statistics as it closes), starts `gatelog serve` on the file and queries
+//! `GET /api/v1/logs` over HTTP with random values for each filter.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use clap::Args;
+use gatelog_core::passage::SyncState;
+use gatelog_core::{CheckDigit, DedupConfig, Flags, OwnerCode, Passage, SerialNumber};
+use gatelog_local_store::{Store, StoreConfig};
+use gatelog_metrics::Metrics;
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+
+use crate::latency::{ms, Latencies};
+use crate::reads::OWNERS;
+use crate::server::{Server, ServerOptions};
+
+#[derive(Debug, Clone, Args)]
+pub struct SearchArgs {
+    /// Folder for the generated store. Default: a new temporary folder.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Passages to generate.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub passages: usize,
+    /// Queries per filter.
+    #[arg(long, default_value_t = 200)]
+    pub queries: usize,
+}
+
+const CAMERAS: usize = 8;
+
+/// GETs `url` and reads its JSON body, timing both.
+async fn timed_get(
+    client: &reqwest::Client,
+    url: &str,
+) -> anyhow::Result<(Duration, serde_json::Value)> {
+    let t = Instant::now();
+    let body = client
+        .get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok((t.elapsed(), body))
+}
+
+/// Writes `passages` generated passages into a new store at `db`, through
+/// the store's own writer, the one connection that writes.
+pub async fn generate_store(db: &Path, passages: usize) -> anyhow::Result<()> {
+    let config = StoreConfig {
+        path: db.to_path_buf(),
+        ..StoreConfig::default()
+    };
+    let opened = Store::open(&config, &DedupConfig::default(), "site-1", Metrics::new()).await?;
+    let token = CancellationToken::new();
+    let writer = opened.writer;
+    let stop = token.clone();
+    let task = tokio::spawn(async move { writer.run(stop).await });
+    let mut done = 0;
+    while done < passages {
+        let n = (passages - done).min(20_000);
+        opened.store.writer().import(generate(n, done)).await?;
+        done += n;
+    }
+    token.cancel();
+    task.await??;
+    opened.store.close().await;
+    Ok(())
+}
+
+/// Generated passages: `n` spread over a year, 20 owners, 8 cameras.
+fn generate(n: usize, offset: usize) -> Vec<Passage> {
+    let mut rng = rand::rng();
+    let year = 365 * 86_400i64;
+    let start = Utc
+        .timestamp_opt(1_700_000_000, 0)
+        .single()
+        .expect("valid time");
+    (0..n)
+        .map(|i| {
+            let owner = OWNERS[rng.random_range(0..OWNERS.len())];
+            let serial = format!("{:06}", rng.random_range(0..1_000_000));
+            let d = CheckDigit::compute(
+                &OwnerCode::parse(owner).expect("valid"),
+                &SerialNumber::parse(&serial).expect("valid"),
+            );
+            let t = start
+                + chrono::Duration::seconds(
+                    (offset + i) as i64 * year / 1_000_000 + rng.random_range(0..30),
+                );
+            Passage {
+                id: uuid::Uuid::now_v7(),
+                site_id: "site-1".into(),
+                container: format!("{owner}{serial}{d}"),
+                container_owner: owner.into(),
+                container_number: serial,
+                check_digit: Some(d.value()),
+                check_digit_ok: true,
+                flags: Flags::empty(),
+                captured_at: t,
+                last_seen_at: t + chrono::Duration::seconds(rng.random_range(5..60)),
+                seen_count: rng.random_range(3..15),
+                camera_id: Some(format!("gate-cam-{}", rng.random_range(1..=CAMERAS))),
+                source_video: None,
+                cropped_image_ref: None,
+                confidence: Some(0.9),
+                created_at: t,
+                updated_at: t,
+                version: 1,
+                sync_state: if rng.random_bool(0.99) {
+                    SyncState::Synced
+                } else {
+                    SyncState::Pending
+                },
+                corrections: Vec::new(),
+                direction: Default::default(),
+                lane: None,
+                truck_plate: None,
+                iso_type: None,
+                dwell_secs: None,
+            }
+        })
+        .collect()
+}
+
+/// Makes one random query string for a filter.
+type QueryMaker = Box<dyn Fn(&mut rand::rngs::ThreadRng) -> String>;
+
+pub async fn run(gatelog: &Path, args: &SearchArgs) -> anyhow::Result<()> {
+    let tmp;
+    let dir = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            d.clone()
+        }
+        None => {
+            tmp = tempfile::Builder::new()
+                .prefix("gatelog-bench-")
+                .tempdir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let db = dir.join("search.db");
+    println!(
+        "# gatelog-bench search ({} passages, {} queries per filter)\n",
+        args.passages, args.queries
+    );
+
+    let t = Instant::now();
+    generate_store(&db, args.passages).await?;
+    println!("generated in {:.1} s\n", t.elapsed().as_secs_f64());
+
+    let server = Server::start(gatelog, &db, &ServerOptions::default()).await?;
+    let client = reqwest::Client::new();
+    let mut rng = rand::rng();
+    let base = format!("{}/api/v1/logs", server.base());
+    println!("| filter | p50 | p99 | mean rows |\n|---|---|---|---|");
+    let filters: Vec<(&str, QueryMaker)> = vec![
+        (
+            "owner",
+            Box::new(|r| format!("owner={}", OWNERS[r.random_range(0..OWNERS.len())])),
+        ),
+        (
+            "prefix (owner + 2 digits)",
+            Box::new(|r| {
+                format!(
+                    "container={}{:02}",
+                    OWNERS[r.random_range(0..OWNERS.len())],
+                    r.random_range(0..100)
+                )
+            }),
+        ),
+        (
+            "substring (4 digits)",
+            Box::new(|r| format!("q={:04}", r.random_range(0..10_000))),
+        ),
+        (
+            "time range (1 day) + camera",
+            Box::new(|r| {
+                let from = Utc
+                    .timestamp_opt(1_700_000_000 + r.random_range(0..364) * 86_400, 0)
+                    .single()
+                    .expect("valid");
+                let to = from + chrono::Duration::days(1);
+                format!(
+                    "from={}&to={}&camera=gate-cam-{}",
+                    from.format("%Y-%m-%dT%H:%M:%SZ"),
+                    to.format("%Y-%m-%dT%H:%M:%SZ"),
+                    r.random_range(1..=CAMERAS)
+                )
+            }),
+        ),
+    ];
+    for (name, make) in &filters {
+        let mut lat = Latencies::new();
+        let mut rows = 0usize;
+        for _ in 0..args.queries {
+            let url = format!("{base}?{}", make(&mut rng));
+            let (took, body) = timed_get(&client, &url).await?;
+            lat.record(took);
+            rows += body["logs"].as_array().map_or(0, Vec::len);
+        }
+        println!(
+            "| {name} | {} | {} | {:.0} |",
+            ms(lat.quantile(0.5)),
+            ms(lat.quantile(0.99)),
+            rows as f64 / args.queries as f64
+        );
+    }
+    // Keyset paging: walk 100 pages of 50, newest first.
+    let mut lat = Latencies::new();
+    let mut page_100 = Duration::ZERO;
+    let mut cursor: Option<String> = None;
+    for _ in 0..100 {
+        let url = match &cursor {
+            Some(c) => format!("{base}?limit=50&cursor={c}"),
+            None => format!("{base}?limit=50"),
+        };
+        let (took, body) = timed_get(&client, &url).await?;
+        lat.record(took);
+        page_100 = took;
+        cursor = body["next_cursor"].as_str().map(str::to_string);
+    }
+    println!(
+        "| keyset pages 1-100 (50 rows each) | {} | {} | 50 |",
+        ms(lat.quantile(0.5)),
+        ms(lat.quantile(0.99))
+    );
+    println!("\npage 100 alone: {}", ms(page_100));
+    println!("server RSS after the queries: {:.1} MiB", server.rss_mib());
+    server.stop().await;
+    Ok(())
+}
