@@ -36,7 +36,8 @@
 //!   [`PostgresConfig`].
 //! - [`sink`]: [`Sink`], one connected target of either kind (or none).
 //! - [`status`]: [`SyncStatus`], the snapshot the API and CLI show.
-//! - [`migrate`]: [`migrate_central`], which applies `migrations/central`.
+//! - [`migrate`]: [`migrate_central`], which applies `migrations/central`
+//!   and upgrades an unpartitioned `container_logs` in place, in batches.
 //! - [`error`]: [`SyncError`] and its [`ErrorClass`]: transient (retry with
 //!   backoff), misconfigured (retry with backoff, log as an error) or
 //!   rejected (split the batch; dead-letter the offending rows).
@@ -58,7 +59,7 @@ pub mod supabase;
 pub use actor::{SyncActor, SyncHandle};
 pub use config::{SyncConfig, Target, TargetKind};
 pub use error::{ErrorClass, SyncError};
-pub use migrate::migrate_central;
+pub use migrate::{migrate_central, migrate_central_reporting, UpgradeProgress};
 pub use postgres::PostgresConfig;
 pub use sink::Sink;
 pub use status::SyncStatus;
