@@ -34,6 +34,12 @@ pub enum Command {
         #[arg(long)]
         central: bool,
     },
+    /// Upkeep of the central database (postgres.url): archive old month
+    /// partitions, load archives back.
+    Central {
+        #[command(subcommand)]
+        which: CentralCommand,
+    },
     /// Show or retry replication to the central database.
     Sync {
         #[command(subcommand)]
@@ -68,6 +74,16 @@ pub enum BenchCommand {
     Search(crate::bench::SearchArgs),
     /// WebSocket push latency and memory per idle client.
     Ws(crate::bench_ws::WsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CentralCommand {
+    /// Write each month partition before --before to a compressed JSON
+    /// Lines file with a manifest, read it back to check it, and only then
+    /// drop the partition.
+    Archive(crate::ops::central::ArchiveArgs),
+    /// Check an archive and load it back (safe to repeat).
+    RestoreArchive(crate::ops::central::RestoreArchiveArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -38,6 +38,8 @@
 //! - [`status`]: [`SyncStatus`], the snapshot the API and CLI show.
 //! - [`migrate`]: [`migrate_central`], which applies `migrations/central`
 //!   and upgrades an unpartitioned `container_logs` in place, in batches.
+//! - [`central`]: upkeep of the central database itself: month partitions
+//!   archived to checked files and loaded back.
 //! - [`error`]: [`SyncError`] and its [`ErrorClass`]: transient (retry with
 //!   backoff), misconfigured (retry with backoff, log as an error) or
 //!   rejected (split the batch; dead-letter the offending rows).
@@ -47,6 +49,7 @@
 //! the store's writer may change the file.
 
 pub mod actor;
+pub mod central;
 pub mod config;
 pub mod error;
 pub mod migrate;

@@ -610,3 +610,241 @@ async fn a_site_upgraded_before_its_centre_waits_without_dead_letters() {
     assert_eq!(db.ids_and_versions().await, local.ids_and_versions().await);
     local.stop().await;
 }
+
+/// Adds `n` passages captured in `month` (`YYYY-MM`), with text that does
+/// not compress away.
+async fn add_month(db: &TestDb, month: &str, site: &str, n: i64) {
+    sqlx::query(
+        "INSERT INTO container_logs (id, site_id, captured_at, container_owner, container_number,
+             source_video, check_digit, check_digit_ok, seen_count, last_seen_at, version, corrections)
+         SELECT gen_random_uuid(), $2, ts, 'MSCU', lpad(i::text, 6, '0'),
+             'rtsp://gate/' || md5(random()::text) || md5(random()::text), (i % 10)::int2, true,
+             1 + i % 4, ts, 1 + i % 2, '[{\"from\":\"MSCU1\",\"to\":\"MSCU2\"}]'
+         FROM generate_series(1, $3) i,
+              LATERAL (SELECT ($1 || '-01 00:00:00Z')::timestamptz
+                              + (i % (27 * 24 * 60)) * interval '1 minute') t(ts)",
+    )
+    .bind(month)
+    .bind(site)
+    .bind(n)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+}
+
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn archive_checks_then_drops_and_restore_brings_every_row_back() {
+    use gatelog_sync::central::archive::{self, ArchiveEvent, Month};
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    // May has its partition; June and December 2024 have none, so their
+    // rows wait in the default partition; the current month stays.
+    sqlx::query("SELECT public.container_logs_ensure_partition('container_logs', '2025-05-01')")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    add_month(&db, "2025-05", "site-1", 1_500).await;
+    add_month(&db, "2025-06", "site-2", 700).await;
+    add_month(&db, "2024-12", "site-1", 30).await;
+    let everything = digest(&db).await;
+    sqlx::query(
+        "INSERT INTO container_logs (id, site_id, captured_at, container_owner, container_number)
+         VALUES (gen_random_uuid(), 'site-1', now(), 'TGHU', '000001')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let url: secrecy::SecretString = db.url.clone().into();
+    let mut rows_reported = 0;
+    let archived = archive::archive(&url, "2025-07".parse::<Month>().unwrap(), dir.path(), |e| {
+        if let ArchiveEvent::Rows(n) = e {
+            rows_reported += n;
+        }
+    })
+    .await
+    .expect("archive");
+    let summary: Vec<(String, u64)> = archived
+        .iter()
+        .map(|a| (a.partition.clone(), a.rows))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("container_logs_y2024m12".to_string(), 30),
+            ("container_logs_y2025m05".to_string(), 1_500),
+            ("container_logs_y2025m06".to_string(), 700),
+        ]
+    );
+    assert_eq!(rows_reported, 2_230);
+    // Only the current month's passage is left, and none of the archived
+    // partitions.
+    assert_eq!(digest(&db).await.0, 1);
+    for a in &archived {
+        assert!(
+            relkind(&db, &a.partition).await.is_none(),
+            "{} dropped",
+            a.partition
+        );
+        let manifest = archive::verify_archive(&a.file).expect("the archive checks");
+        assert_eq!(manifest.rows, a.rows);
+        assert_eq!(manifest.partition, a.partition);
+    }
+    let names = files_in(dir.path());
+    assert_eq!(names.len(), 6, "an archive and a manifest each: {names:?}");
+    assert!(names.iter().all(|n| !n.ends_with(".partial")), "{names:?}");
+
+    // Loading every archive back restores every row as it was; loading
+    // them again changes nothing.
+    sqlx::query("DELETE FROM container_logs WHERE container_owner = 'TGHU'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    for round in 0..2 {
+        for a in &archived {
+            let restored = archive::restore_archive(&url, &a.file, |_| {})
+                .await
+                .expect("restore");
+            assert_eq!(restored.rows, a.rows);
+        }
+        assert_eq!(digest(&db).await, everything, "round {round}");
+    }
+    let parts = rows_per_partition(&db).await;
+    assert_eq!(
+        parts,
+        [
+            ("container_logs_y2024m12".to_string(), 30),
+            ("container_logs_y2025m05".to_string(), 1_500),
+            ("container_logs_y2025m06".to_string(), 700),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn archive_refuses_the_current_month_and_a_damaged_archive() {
+    use gatelog_sync::central::archive::{self, Month};
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let url: secrecy::SecretString = db.url.clone().into();
+    let dir = tempfile::tempdir().unwrap();
+    let next_month = Month::of(chrono::Utc::now()).next();
+    let e = archive::archive(&url, next_month, dir.path(), |_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("later than the current month"), "{e}");
+    assert!(files_in(dir.path()).is_empty());
+
+    add_month(&db, "2025-03", "site-1", 50).await;
+    let archived = archive::archive(&url, "2025-04".parse().unwrap(), dir.path(), |_| {})
+        .await
+        .unwrap();
+    // A damaged archive is refused before anything is loaded.
+    let file = &archived[0].file;
+    let mut bytes = std::fs::read(file).unwrap();
+    let last = bytes.len() - 20;
+    bytes[last] ^= 0xff;
+    std::fs::write(file, &bytes).unwrap();
+    let e = archive::restore_archive(&url, file, |_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("SHA-256"), "{e}");
+    assert_eq!(digest(&db).await.0, 0, "nothing loaded");
+}
+
+/// A small tmpfs, unmounted when dropped: a disk that fills up.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `size` (as `mount -o size=` takes it) on a new
+    /// folder. Needs root; `None` when it cannot.
+    fn mount(size: &str) -> Option<Self> {
+        let dir = std::env::temp_dir().join(format!("gatelog-archive-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = std::fs::remove_dir(&dir);
+        }
+        ok.then_some(Self(dir))
+    }
+
+    fn resize(&self, size: &str) {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "remount {}", self.0.display());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn a_partition_whose_archive_cannot_be_written_is_never_dropped() {
+    use gatelog_sync::central::archive::{self, Month};
+    let Some(db) = TestDb::new().await else {
+        return;
+    };
+    let Some(disk) = SmallDisk::mount("64k") else {
+        unavailable("mounting a small tmpfs (needs root)");
+        return;
+    };
+    sqlx::query("SELECT public.container_logs_ensure_partition('container_logs', '2025-05-01')")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    add_month(&db, "2025-05", "site-1", 3_000).await;
+    let before = digest(&db).await;
+    let url: secrecy::SecretString = db.url.clone().into();
+    let june: Month = "2025-06".parse().unwrap();
+
+    // 3,000 rows of random text do not fit in 64 KiB compressed.
+    let e = archive::archive(&url, june, &disk.0, |_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("container_logs_y2025m05 was not archived and is kept"),
+        "{e}"
+    );
+    assert!(e.contains("No space left on device"), "{e}");
+    assert_eq!(digest(&db).await, before, "every row still there");
+    assert_eq!(
+        relkind(&db, "container_logs_y2025m05").await.as_deref(),
+        Some("r")
+    );
+    assert!(files_in(&disk.0).is_empty(), "no archive claims to exist");
+
+    // With room, the same command goes through.
+    disk.resize("16m");
+    let archived = archive::archive(&url, june, &disk.0, |_| {}).await.unwrap();
+    assert_eq!(archived.len(), 1);
+    assert_eq!(archived[0].rows, 3_000);
+    assert_eq!(digest(&db).await.0, 0);
+}
