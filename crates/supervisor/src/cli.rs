@@ -34,6 +34,12 @@ pub enum Command {
         #[arg(long)]
         central: bool,
     },
+    /// Upkeep of the central database (postgres.url): archive old month
+    /// partitions, load archives back.
+    Central {
+        #[command(subcommand)]
+        which: CentralCommand,
+    },
     /// Show or retry replication to the central database.
     Sync {
         #[command(subcommand)]
@@ -53,6 +59,16 @@ pub enum Command {
     /// Replay a labelled stream through gatelog's rules in a temporary
     /// store and print how well they did, as one JSON object.
     Eval(crate::ops::eval::EvalArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CentralCommand {
+    /// Write each month partition before --before to a compressed JSON
+    /// Lines file with a manifest, read it back to check it, and only then
+    /// drop the partition.
+    Archive(crate::ops::central::ArchiveArgs),
+    /// Check an archive and load it back (safe to repeat).
+    RestoreArchive(crate::ops::central::RestoreArchiveArgs),
 }
 
 #[derive(Debug, Subcommand)]

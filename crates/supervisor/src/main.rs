@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use gatelog_supervisor::cli::{Cli, Command, SyncCommand};
+use gatelog_supervisor::cli::{CentralCommand, Cli, Command, SyncCommand};
 use gatelog_supervisor::{config, ops, serve, sync_cmd};
 
 fn main() -> ExitCode {
@@ -53,6 +53,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             gatelog_supervisor::serve::migrate_local(&config).await
         }
         Command::Migrate { central: true } => sync_cmd::migrate_central(&config).await,
+        Command::Central { which } => match which {
+            CentralCommand::Archive(args) => ops::central::archive(&config, &args).await,
+            CentralCommand::RestoreArchive(args) => {
+                ops::central::restore_archive(&config, &args).await
+            }
+        },
         Command::Sync { which } => match which {
             SyncCommand::Status { list } => sync_cmd::status(&config, list).await,
             SyncCommand::Retry { ids } => sync_cmd::retry(&config, ids).await,

@@ -83,7 +83,25 @@ pub async fn migrate_central(config: &Config) -> anyhow::Result<()> {
         .url
         .as_ref()
         .context("migrate --central needs postgres.url (DATABASE_URL)")?;
-    gatelog_sync::migrate_central(url).await?;
+    // An unpartitioned table from an earlier version is upgraded in place,
+    // in batches; that can take a while, so it shows progress.
+    let mut bar: Option<Progress> = None;
+    let result = gatelog_sync::migrate_central_reporting(
+        url,
+        gatelog_sync::migrate::UPGRADE_BATCH_ROWS,
+        |p| {
+            let bar = bar.get_or_insert_with(|| Progress::new("upgrade", Some(p.total), "rows"));
+            bar.set_position(p.copied);
+        },
+    )
+    .await;
+    if let Some(bar) = bar.take() {
+        match &result {
+            Ok(()) => bar.finish("container_logs copied into monthly partitions and swapped"),
+            Err(_) => bar.abandon(),
+        }
+    }
+    result?;
     println!("central schema applied");
     Ok(())
 }

@@ -49,6 +49,10 @@ pub enum SyncError {
     /// The central schema could not be applied.
     #[error("central migration failed: {0}")]
     Migrate(String),
+    /// An archive of a central partition could not be written, checked or
+    /// loaded; names the file or the partition. Nothing was dropped.
+    #[error("central archive: {0}")]
+    Archive(String),
     /// The local store failed; the supervisor restarts the actor.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -59,9 +63,10 @@ impl SyncError {
     pub fn class(&self) -> ErrorClass {
         match self {
             SyncError::Rejected(_) => ErrorClass::Rejected,
-            SyncError::Config(_) | SyncError::Refused(_) | SyncError::Migrate(_) => {
-                ErrorClass::Misconfigured
-            }
+            SyncError::Config(_)
+            | SyncError::Refused(_)
+            | SyncError::Migrate(_)
+            | SyncError::Archive(_) => ErrorClass::Misconfigured,
             SyncError::Unreachable(_)
             | SyncError::Timeout(_)
             | SyncError::Unavailable(_)

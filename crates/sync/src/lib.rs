@@ -36,7 +36,10 @@
 //!   [`PostgresConfig`].
 //! - [`sink`]: [`Sink`], one connected target of either kind (or none).
 //! - [`status`]: [`SyncStatus`], the snapshot the API and CLI show.
-//! - [`migrate`]: [`migrate_central`], which applies `migrations/central`.
+//! - [`migrate`]: [`migrate_central`], which applies `migrations/central`
+//!   and upgrades an unpartitioned `container_logs` in place, in batches.
+//! - [`central`]: upkeep of the central database itself: month partitions
+//!   archived to checked files and loaded back.
 //! - [`error`]: [`SyncError`] and its [`ErrorClass`]: transient (retry with
 //!   backoff), misconfigured (retry with backoff, log as an error) or
 //!   rejected (split the batch; dead-letter the offending rows).
@@ -46,6 +49,7 @@
 //! the store's writer may change the file.
 
 pub mod actor;
+pub mod central;
 pub mod config;
 pub mod error;
 pub mod migrate;
@@ -58,7 +62,7 @@ pub mod supabase;
 pub use actor::{SyncActor, SyncHandle};
 pub use config::{SyncConfig, Target, TargetKind};
 pub use error::{ErrorClass, SyncError};
-pub use migrate::migrate_central;
+pub use migrate::{migrate_central, migrate_central_reporting, UpgradeProgress};
 pub use postgres::PostgresConfig;
 pub use sink::Sink;
 pub use status::SyncStatus;

@@ -1,12 +1,13 @@
-//! Operator commands: retention, backup, restore, export, simulate and
-//! eval, with the progress display they share.
+//! Operator commands: retention, backup, restore, export, simulate,
+//! eval and the central archive, with the progress display they share.
 //!
 //! Each command is one module with its clap arguments and an async `run`.
-//! SQL stays in `local-store`; these modules open what they need, report
+//! SQL stays in `local-store` (and, for the central database, in `sync`); these modules open what they need, report
 //! progress on stderr (so `export` can write data to stdout), and print a
 //! one-line summary at the end.
 
 pub mod backup;
+pub mod central;
 pub mod eval;
 pub mod export;
 pub mod progress;

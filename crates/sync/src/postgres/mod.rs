@@ -2,7 +2,7 @@
 //! Supabase's direct or pooled connection strings.
 //!
 //! Each batch is one transaction holding one `INSERT … SELECT FROM UNNEST
-//! (…) ON CONFLICT (id) DO UPDATE … WHERE container_logs.version <
+//! (…) ON CONFLICT (id, captured_at) DO UPDATE … WHERE container_logs.version <
 //! excluded.version OR … site_id differs`: a retried batch changes
 //! nothing, an older state never overwrites a newer one, and a row that
 //! another site owns reaches the central trigger that refuses it (so it

@@ -113,7 +113,11 @@ pub(crate) fn connect_options(config: &PostgresConfig) -> Result<PgConnectOption
     Ok(options)
 }
 
-/// The upsert. Its `WHERE` skips a row whose stored version is as new,
+/// The upsert, keyed on the central primary key `(id, captured_at)`
+/// (`captured_at` is the partition key, so it is in the key and never in
+/// the `SET`; a passage whose `captured_at` moved earlier is found under
+/// its old key by the central trigger `container_logs_move_passage`). Its
+/// `WHERE` skips a row whose stored version is as new,
 /// which makes retries harmless. A row from another site must not be
 /// skipped that way: a skipped row counts as confirmed, so the sending site
 /// would mark a passage synced that the centre never took. The second
@@ -123,7 +127,7 @@ fn upsert_sql() -> String {
     let cols = COLUMNS.join(", ");
     let updates = COLUMNS
         .iter()
-        .filter(|c| **c != "id")
+        .filter(|c| !matches!(**c, "id" | "captured_at"))
         .map(|c| format!("{c} = excluded.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
@@ -134,7 +138,7 @@ fn upsert_sql() -> String {
            $6::int2[], $7::bool[], $8::int2[], $9::text[], $10::text[], $11::text[], \
            $12::float8[], $13::int8[], $14::text[]::timestamptz[], $15::text[]::timestamptz[], \
            $16::text[]::timestamptz[], $17::int8[], $18::text[]::jsonb[]) \
-         ON CONFLICT (id) DO UPDATE SET {updates} \
+         ON CONFLICT (id, captured_at) DO UPDATE SET {updates} \
          WHERE container_logs.version < excluded.version \
             OR container_logs.site_id IS DISTINCT FROM excluded.site_id"
     )

@@ -55,7 +55,7 @@ impl SupabaseConfig {
     /// The upsert endpoint, without a trailing slash doubling.
     pub(crate) fn endpoint(&self) -> String {
         format!(
-            "{}{}/container_logs?on_conflict=id&columns={}",
+            "{}{}/container_logs?on_conflict=id,captured_at&columns={}",
             self.url.trim_end_matches('/'),
             self.rest_path.trim_end_matches('/'),
             crate::row::COLUMNS.join(",")

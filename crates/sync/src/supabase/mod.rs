@@ -1,6 +1,8 @@
 //! The `supabase` target: Supabase's REST API, or any PostgREST server.
 //!
-//! Each batch is one `POST {url}{rest_path}/container_logs?on_conflict=id`
+//! Each batch is one
+//! `POST {url}{rest_path}/container_logs?on_conflict=id,captured_at` (the
+//! central primary key; `captured_at` is the partition key)
 //! with `Prefer: resolution=merge-duplicates,return=minimal`, so a row that
 //! is already central is updated in place and a retried request inserts
 //! nothing twice. PostgREST's upsert cannot carry a `WHERE`, so the

@@ -133,6 +133,12 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// - 408, 429 and 5xx are transient.
 /// - 401, 403, 404, 405, 406 and 415, and any PostgREST `PGRST…` code,
 ///   concern the request as a whole (key, table, columns): misconfigured.
+/// - A PostgreSQL error outside the data (22) and constraint (23) classes,
+///   such as 42P10 (no unique key matches `on_conflict`, as when a site
+///   that upserts on `(id, captured_at)` meets a central table not yet
+///   partitioned) or 42501 (a privilege), concerns the request as a
+///   whole: misconfigured, as the direct target classifies it. Splitting
+///   the batch would only dead-letter every row.
 /// - Any other 4xx (a PostgreSQL data or constraint error, 409, 413) is
 ///   about the rows: rejected, so the batch is split.
 ///
@@ -157,8 +163,11 @@ pub(crate) fn classify(status: StatusCode, body: &str, redactor: &Redactor) -> S
     if n == 408 || n == 429 || status.is_server_error() {
         return SyncError::Unavailable(text);
     }
-    if matches!(n, 401 | 403 | 404 | 405 | 406 | 415)
-        || code.as_deref().is_some_and(|c| c.starts_with("PGRST"))
+    let about_request = |c: &str| {
+        c.starts_with("PGRST")
+            || (c.len() == 5 && c.is_ascii() && !c.starts_with("22") && !c.starts_with("23"))
+    };
+    if matches!(n, 401 | 403 | 404 | 405 | 406 | 415) || code.as_deref().is_some_and(about_request)
     {
         return SyncError::Refused(text);
     }
@@ -194,6 +203,14 @@ mod tests {
             ErrorClass::Rejected
         );
         assert_eq!(c(409, r#"{"code":"23505"}"#), ErrorClass::Rejected);
+        assert_eq!(
+            c(400, r#"{"code":"22007","message":"bad timestamp"}"#),
+            ErrorClass::Rejected
+        );
+        assert_eq!(
+            c(400, r#"{"code":"42P10","message":"no unique constraint"}"#),
+            ErrorClass::Misconfigured
+        );
     }
 
     #[test]

@@ -562,6 +562,9 @@ impl Postrust {
             .env("PGRST_SERVER_HOST", "127.0.0.1")
             .env("PGRST_SERVER_PORT", port.to_string())
             .env("PGRST_COMPAT_MODE", "true")
+            // As PostgREST does by default: `NOTIFY pgrst, 'reload schema'`
+            // reloads the schema cache.
+            .env("PGRST_DB_CHANNEL_ENABLED", "true")
             .env("PGRST_LOG_LEVEL", "error")
             .env_remove("RUST_LOG")
             .stdout(std::process::Stdio::null())

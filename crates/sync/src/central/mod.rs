@@ -1,0 +1,14 @@
+//! The central database's own upkeep, beside sync: month partitions of
+//! `container_logs` archived to files and loaded back.
+//!
+//! # Layout
+//! - [`archive`]: [`archive::archive`] writes each month partition before a
+//!   given month to compressed JSON Lines with a manifest, reads the files
+//!   back to check them, and only then detaches and drops the partition;
+//!   [`archive::restore_archive`] checks an archive and loads it back;
+//!   [`archive::Month`] is the `YYYY-MM` the commands take.
+//!
+//! The partitions themselves (made ahead, the default one, the in-place
+//! upgrade) are the central schema's, in `migrations/central`.
+
+pub mod archive;
