@@ -27,6 +27,10 @@ pub const CENTRAL_MIGRATIONS: &[(&str, &str)] = &[
         "20270101000000_partitions.sql",
         include_str!("../../../migrations/central/20270101000000_partitions.sql"),
     ),
+    (
+        "20270102000000_gate.sql",
+        include_str!("../../../migrations/central/20270102000000_gate.sql"),
+    ),
 ];
 
 /// Rows copied per transaction when an unpartitioned table is upgraded:

@@ -8,7 +8,7 @@ use uuid::Uuid;
 /// The columns sync writes, in the order both targets send them. The
 /// names are plain identifiers, so PostgREST's `columns=` takes them
 /// unquoted.
-pub(crate) const COLUMNS: [&str; 18] = [
+pub(crate) const COLUMNS: [&str; 23] = [
     "id",
     "site_id",
     "captured_at",
@@ -27,6 +27,11 @@ pub(crate) const COLUMNS: [&str; 18] = [
     "updated_at",
     "version",
     "corrections",
+    "direction",
+    "lane",
+    "truck_plate",
+    "iso_type",
+    "dwell_secs",
 ];
 
 /// One passage as JSON for the REST target. Field names match
@@ -53,6 +58,11 @@ pub(crate) struct CentralRow<'a> {
     version: i64,
     /// The history of the number, oldest first.
     corrections: &'a [Correction],
+    direction: &'static str,
+    lane: Option<&'a str>,
+    truck_plate: Option<&'a str>,
+    iso_type: Option<&'a str>,
+    dwell_secs: Option<i64>,
 }
 
 impl<'a> From<&'a Passage> for CentralRow<'a> {
@@ -76,6 +86,11 @@ impl<'a> From<&'a Passage> for CentralRow<'a> {
             updated_at: p.updated_at,
             version: p.version,
             corrections: &p.corrections,
+            direction: p.direction.as_str(),
+            lane: p.lane.as_deref(),
+            truck_plate: p.truck_plate.as_deref(),
+            iso_type: p.iso_type.as_deref(),
+            dwell_secs: p.dwell_secs,
         }
     }
 }

@@ -738,3 +738,83 @@ async fn direct_corrected_passage_reaches_the_centre() {
 async fn rest_corrected_passage_reaches_the_centre() {
     corrected_passage(Via::Rest).await;
 }
+
+/// A gate-in and a gate-out reach the centre with their direction, lane,
+/// truck plate, size-type code and, on the out, the dwell time.
+async fn gate_fields(via: Via) {
+    init_log();
+    let Some(central) = Central::new(via).await else {
+        return;
+    };
+    let local = Local::open().await;
+    let at_gate = |secs: i64, direction: gatelog_core::Direction| {
+        let mut r = read("MSCU1234566", at(0) + chrono::Duration::seconds(secs));
+        r.direction = direction;
+        r.lane = Some("2".into());
+        r.truck_plate = Some("12가3456".into());
+        r.iso_type = Some("45G1".into());
+        r
+    };
+    let w = local.store.writer();
+    let gate_in = w
+        .write(vec![at_gate(0, gatelog_core::Direction::In)])
+        .await
+        .unwrap()
+        .remove(0);
+    let gate_out = w
+        .write(vec![at_gate(5_400, gatelog_core::Direction::Out)])
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(gate_out.passage.dwell_secs, Some(5_400));
+    let running = Running::start(&local, fast_config(), central.target());
+    drained(&local, 20).await;
+    let rows: Vec<(
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+    )> = sqlx::query_as(
+        "SELECT id::text, direction, lane, truck_plate, iso_type, dwell_secs \
+             FROM container_logs ORDER BY captured_at",
+    )
+    .fetch_all(&central.db.pool)
+    .await
+    .unwrap();
+    let some = |s: &str| Some(s.to_string());
+    assert_eq!(
+        rows,
+        vec![
+            (
+                gate_in.passage.id.to_string(),
+                "in".into(),
+                some("2"),
+                some("12가3456"),
+                some("45G1"),
+                None
+            ),
+            (
+                gate_out.passage.id.to_string(),
+                "out".into(),
+                some("2"),
+                some("12가3456"),
+                some("45G1"),
+                Some(5_400)
+            ),
+        ]
+    );
+    running.stop().await;
+    local.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_gate_fields_reach_the_centre() {
+    gate_fields(Via::Direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_gate_fields_reach_the_centre() {
+    gate_fields(Via::Rest).await;
+}

@@ -137,7 +137,8 @@ fn upsert_sql() -> String {
            $1::text[]::uuid[], $2::text[], $3::text[]::timestamptz[], $4::text[], $5::text[], \
            $6::int2[], $7::bool[], $8::int2[], $9::text[], $10::text[], $11::text[], \
            $12::float8[], $13::int8[], $14::text[]::timestamptz[], $15::text[]::timestamptz[], \
-           $16::text[]::timestamptz[], $17::int8[], $18::text[]::jsonb[]) \
+           $16::text[]::timestamptz[], $17::int8[], $18::text[]::jsonb[], $19::text[], \
+           $20::text[], $21::text[], $22::text[], $23::int8[]) \
          ON CONFLICT (id, captured_at) DO UPDATE SET {updates} \
          WHERE container_logs.version < excluded.version \
             OR container_logs.site_id IS DISTINCT FROM excluded.site_id"
@@ -181,6 +182,15 @@ fn bind_rows<'q>(q: Query<'q>, rows: &[Passage]) -> Query<'q> {
                 .map(|p| serde_json::to_string(&p.corrections).unwrap_or_else(|_| "[]".into()))
                 .collect::<Vec<_>>(),
         )
+        .bind(
+            rows.iter()
+                .map(|p| p.direction.as_str().to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(opt(|p| p.lane.as_deref()))
+        .bind(opt(|p| p.truck_plate.as_deref()))
+        .bind(opt(|p| p.iso_type.as_deref()))
+        .bind(rows.iter().map(|p| p.dwell_secs).collect::<Vec<_>>())
 }
 
 /// Classifies a sqlx error, in the spirit of vector's
