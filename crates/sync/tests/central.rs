@@ -593,8 +593,10 @@ async fn a_site_upgraded_before_its_centre_waits_without_dead_letters() {
     let running = Running::start(&local, fast_config(), target);
     // The unpartitioned table has no key on (id, captured_at): every
     // attempt fails, and is retried, not dead-lettered.
+    // The status is recounted on its own timer, so wait for both the
+    // error and the backlog.
     let status = status_until(&running.handle, 30, "a failed attempt", |s| {
-        s.last_error.is_some()
+        s.last_error.is_some() && s.pending == 40
     })
     .await;
     assert_eq!(status.dead_letters, 0, "{status:?}");
