@@ -33,14 +33,14 @@
 //!   operator key's session), never for ingest. Browsers cannot set
 //!   headers on a WebSocket, so the dashboard posts its read key once to
 //!   `POST /api/v1/session` and gets an `HttpOnly; SameSite=Strict` cookie
-//!   holding a signed token that expires after `auth.session_ttl_secs`.
+//!   holding a signed session that expires after `auth.session_ttl_secs`.
 //!   Page scripts cannot read the cookie, other sites cannot send it, and
 //!   a cookie-authenticated request whose `Origin` is neither this host nor
 //!   in `server.cors_origins` is refused, which stops cross-site WebSocket
-//!   hijacking. The token is an HMAC-SHA256 under a random secret made at
-//!   start-up and never stored, so a restart ends every session; the
-//!   server also keeps each live session's nonce, so signing out ends that
-//!   session on the server. A sign-in posted from another site's page is
+//!   hijacking. The value is signed by the `cookie` crate's signed jar under
+//!   a random key made at start-up and never stored, so a restart ends
+//!   every session; the server also keeps each live session's nonce, so
+//!   signing out ends that session on the server. A sign-in posted from another site's page is
 //!   refused with 403 (login CSRF). A cookie never authorizes ingest. A browser that navigates to a page without
 //!   a session is redirected to `/login`, a plain form that posts the key
 //!   to `/api/v1/session` and needs no script.
@@ -54,13 +54,14 @@
 //! request's extensions for handlers that count per key, such as the
 //! WebSocket caps in [`crate::ws_limit`].
 //!
-//! Each key (a session counts as its read key) has a token bucket of
-//! `limits.burst` requests refilled at `limits.rate_per_sec`; an empty
-//! bucket answers 429 with `Retry-After`. Open paths, and every request
+//! Each key (a session counts as its read key) may make `limits.burst`
+//! requests at once, refilled at `limits.rate_per_sec`, by `governor`'s
+//! keyed GCRA limiter; past that, 429 with `Retry-After`. Open paths, and every request
 //! when no keys are configured, are not rate limited.
 //!
 //! Wrong keys (a bearer key on any path, or at sign-in) are limited per
-//! client address: `limits.auth_failure_burst` at once, refilled at
+//! client address (an IPv6 client by its /64), also by governor:
+//! `limits.auth_failure_burst` at once, refilled at
 //! `limits.auth_failures_per_minute`. An address that has spent them gets
 //! 429 with `Retry-After` before any key it sends is checked, so keys
 //! cannot be guessed faster than that. Session cookies do not count: they
@@ -70,18 +71,23 @@
 //! 408, which covers clients that send their body slowly.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, Ipv6Addr};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpRequest, ResponseError};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use hmac::{Hmac, Mac};
+use cookie::{Cookie, CookieJar};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::keyed::{HashMapStateStore, ShrinkableKeyedStateStore};
+use governor::state::StateStore;
+use governor::{NotUntil, Quota, RateLimiter};
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -163,9 +169,9 @@ pub struct Security {
     operator_names: Vec<String>,
     sessions: Sessions,
     /// `None` when rate limiting is off.
-    limiter: Option<RateLimiter<Principal>>,
+    limiter: Option<KeyLimiter>,
     /// Failed authentications per client address; `None` when off.
-    failures: Option<RateLimiter<IpAddr>>,
+    failures: Option<FailureLimiter>,
     request_timeout: Duration,
     /// Origins besides this host from which the session cookie is taken.
     cors_origins: Vec<String>,
@@ -200,14 +206,13 @@ impl Security {
             operator,
             operator_names,
             sessions: Sessions::new(c.session_ttl),
-            limiter: (c.limits.rate_per_sec > 0.0)
-                .then(|| RateLimiter::new(c.limits.rate_per_sec, c.limits.burst)),
-            failures: (c.limits.auth_failures_per_minute > 0).then(|| {
-                RateLimiter::new(
-                    f64::from(c.limits.auth_failures_per_minute) / 60.0,
-                    c.limits.auth_failure_burst,
-                )
-            }),
+            limiter: key_quota(c.limits.rate_per_sec, c.limits.burst)
+                .map(|q| RateLimiter::hashmap_with_clock(q, DefaultClock::default())),
+            failures: FailureLimiter::new(
+                c.limits.auth_failures_per_minute,
+                c.limits.auth_failure_burst,
+                DefaultClock::default(),
+            ),
             request_timeout: Duration::from_secs(c.server.request_timeout_secs.max(1)),
             cors_origins: c.server.cors_origins.clone(),
         }
@@ -287,7 +292,7 @@ impl Security {
     /// 429 when `ip` has spent its allowance of failed authentications.
     fn failures_allow(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
         match (&self.failures, ip) {
-            (Some(f), Some(ip)) => f.check(ip, Instant::now()).map_err(|wait| {
+            (Some(f), Some(ip)) => f.check(ip).map_err(|wait| {
                 tracing::info!(%ip, "too many failed authentications; refusing for now");
                 ApiError::RateLimited {
                     retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
@@ -299,7 +304,9 @@ impl Security {
 
     fn record_failure(&self, ip: Option<IpAddr>) {
         if let (Some(f), Some(ip)) = (&self.failures, ip) {
-            let _ = f.acquire(ip, Instant::now());
+            // The address had allowance left when its key was checked; if
+            // this wrong key was its last, the refusal comes with its next.
+            let _ = f.spend(ip);
         }
     }
 
@@ -326,7 +333,7 @@ impl Security {
         });
         if let Some(value) = req.headers().get(header::AUTHORIZATION) {
             // A key can be guessed, so wrong keys spend the address's
-            // allowance. (A session token is an HMAC under a secret that
+            // allowance. (A session cookie is signed under a key that
             // never leaves memory; a stale one, as every dashboard holds
             // after a restart, is no guess and spends nothing.)
             let ip = peer_ip(req);
@@ -345,10 +352,10 @@ impl Security {
             };
         }
         if matches!(access, Access::Read | Access::Correct) {
-            if let Some(token) = cookie(req, SESSION_COOKIE) {
+            if let Some(token) = session_cookie(req) {
                 let who = self
                     .sessions
-                    .verify(token, unix_now())
+                    .verify(&token, unix_now())
                     .filter(|who| self.still_configured(*who));
                 if let Some(who) = who {
                     if !self.same_or_allowed_origin(req) {
@@ -395,11 +402,12 @@ impl Security {
     /// Takes one token from `who`'s bucket, or says how long to wait.
     pub fn admit(&self, who: Principal) -> Result<(), ApiError> {
         match &self.limiter {
-            Some(l) => l
-                .acquire(who, Instant::now())
-                .map_err(|wait| ApiError::RateLimited {
+            Some(l) => l.check_key(&who).map_err(|not_until| {
+                let wait = not_until.wait_time_from(l.clock().now());
+                ApiError::RateLimited {
                     retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
-                }),
+                }
+            }),
             None => Ok(()),
         }
     }
@@ -455,8 +463,8 @@ impl Security {
     /// token is refused from now on, even if the browser (or someone who
     /// copied it) presents it again.
     pub fn end_session(&self, req: &HttpRequest) {
-        if let Some(token) = cookie(req, SESSION_COOKIE) {
-            self.sessions.revoke(token);
+        if let Some(token) = session_cookie(req) {
+            self.sessions.revoke(&token);
         }
     }
 }
@@ -584,26 +592,31 @@ fn find(keys: &[[u8; 32]], d: &[u8; 32]) -> Option<usize> {
     found
 }
 
-/// The value of cookie `name` in the request's `Cookie` headers.
-fn cookie<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+/// The session cookie's (still signed) value among the request's `Cookie`
+/// headers, parsed by the `cookie` crate. Pairs that do not parse, such as
+/// another site's malformed cookie, are skipped rather than refusing the
+/// request.
+fn session_cookie(req: &HttpRequest) -> Option<String> {
     req.headers()
         .get_all(header::COOKIE)
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == SESSION_COOKIE)
+        .map(|c| c.value().to_string())
 }
 
 fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// Signed, expiring session tokens: `<expires>.<key>.<nonce>.<mac>`, the
-/// key `r<index>` for a read key or `o<index>` for an operator key, the
-/// MAC an HMAC-SHA256 of the first three parts.
+/// Signed, expiring session cookies. The value is
+/// `<expires>.<key>.<nonce>`, the key `r<index>` for a read key or
+/// `o<index>` for an operator key, signed by the `cookie` crate's signed
+/// jar (HMAC-SHA256 over the cookie's name and value) under a key made at
+/// start-up and never stored, so a restart ends every session.
 ///
-/// A token is honoured only while its nonce is among the live sessions,
+/// A cookie is honoured only while its nonce is among the live sessions,
 /// so signing out ends the session on the server and a copied cookie dies
 /// with it. The set is bounded: past [`MAX_SESSIONS`], expired sessions
 /// are dropped and then the one that expires soonest, whose dashboard
@@ -611,43 +624,33 @@ fn unix_now() -> i64 {
 /// revoked tokens would, once full, have to forget a sign-out.
 struct Sessions {
     /// Random per process, never written anywhere.
-    secret: [u8; 32],
+    key: cookie::Key,
     ttl: Duration,
     /// Live sessions: nonce → expiry (Unix seconds).
-    live: Mutex<HashMap<[u8; NONCE_BYTES], i64>>,
+    live: Mutex<HashMap<u128, i64>>,
 }
 
 /// Live dashboard sessions kept at most; far more than a gate has screens.
 const MAX_SESSIONS: usize = 10_000;
-/// The random part of a session token.
-const NONCE_BYTES: usize = 16;
 
 impl Sessions {
     fn new(ttl: Duration) -> Self {
-        let mut secret = [0u8; 32];
-        rand::rng().fill_bytes(&mut secret);
         Self {
-            secret,
+            key: cookie::Key::generate(),
             ttl,
             live: Mutex::new(HashMap::new()),
         }
     }
 
-    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; NONCE_BYTES], i64>> {
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<u128, i64>> {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn mac(&self, payload: &str) -> Hmac<Sha256> {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes a key of any length");
-        mac.update(b"gatelog-session-v1.");
-        mac.update(payload.as_bytes());
-        mac
-    }
-
+    /// A new session for `who`: the signed cookie value.
     fn issue(&self, who: Principal, now: i64) -> String {
-        let mut nonce = [0u8; NONCE_BYTES];
-        rand::rng().fill_bytes(&mut nonce);
+        let mut bytes = [0u8; 16];
+        rand::rng().fill_bytes(&mut bytes);
+        let nonce = u128::from_be_bytes(bytes);
         let expires = now + self.ttl.as_secs() as i64;
         {
             let mut live = self.live();
@@ -666,12 +669,17 @@ impl Sessions {
             Principal::Operator(i) => format!("o{i}"),
             Principal::Read(i) | Principal::Ingest(i) => format!("r{i}"),
         };
-        let payload = format!("{expires}.{key}.{}", URL_SAFE_NO_PAD.encode(nonce));
-        let tag = self.mac(&payload).finalize().into_bytes();
-        format!("{payload}.{}", URL_SAFE_NO_PAD.encode(tag))
+        let mut jar = CookieJar::new();
+        jar.signed_mut(&self.key).add(Cookie::new(
+            SESSION_COOKIE,
+            format!("{expires}.{key}.{nonce:032x}"),
+        ));
+        jar.get(SESSION_COOKIE)
+            .map(|c| c.value().to_string())
+            .expect("a cookie just added to the jar is in it")
     }
 
-    /// The read or operator key of a valid, unexpired, live token.
+    /// The read or operator key of a valid, unexpired, live session.
     fn verify(&self, token: &str, now: i64) -> Option<Principal> {
         let (expires, who, nonce) = self.open(token)?;
         let live = self.live().get(&nonce).is_some_and(|&e| e > now);
@@ -685,15 +693,15 @@ impl Sessions {
         }
     }
 
-    /// The expiry, key and nonce of a token whose MAC is right.
-    fn open(&self, token: &str) -> Option<(i64, Principal, [u8; NONCE_BYTES])> {
+    /// The expiry, key and nonce of a cookie value whose signature is right.
+    fn open(&self, token: &str) -> Option<(i64, Principal, u128)> {
         if token.len() > 256 {
             return None;
         }
-        let (payload, tag) = token.rsplit_once('.')?;
-        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-        self.mac(payload).verify_slice(&tag).ok()?;
-        let mut parts = payload.split('.');
+        let cookie = CookieJar::new()
+            .signed(&self.key)
+            .verify(Cookie::new(SESSION_COOKIE, token.to_string()))?;
+        let mut parts = cookie.value().split('.');
         let expires: i64 = parts.next()?.parse().ok()?;
         let key = parts.next()?;
         let who = match (key.get(..1)?, key.get(1..)?.parse().ok()?) {
@@ -701,81 +709,181 @@ impl Sessions {
             ("o", i) => Principal::Operator(i),
             _ => return None,
         };
-        let nonce = URL_SAFE_NO_PAD.decode(parts.next()?).ok()?;
-        Some((expires, who, nonce.try_into().ok()?))
+        let nonce = u128::from_str_radix(parts.next()?, 16).ok()?;
+        Some((expires, who, nonce))
     }
 }
-
-/// One token bucket per principal (a key) or per client address (failed
-/// authentications). Keys are few; addresses are not, so once the map is
-/// large, buckets that have refilled (which say nothing a new bucket would
-/// not) are dropped.
-struct RateLimiter<K> {
-    rate: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<K, Bucket>>,
-}
-
-/// Buckets kept before full ones are pruned.
-const MAX_BUCKETS: usize = 10_000;
 
 /// The client's address as the socket saw it.
 fn peer_ip(req: &HttpRequest) -> Option<IpAddr> {
     req.peer_addr().map(|a| a.ip())
 }
 
-struct Bucket {
-    tokens: f64,
-    at: Instant,
+/// The per-key limiter. Keys are few (as many as are configured), so
+/// governor's own keyed store holds them all and never needs pruning.
+type KeyLimiter = RateLimiter<Principal, HashMapStateStore<Principal>, DefaultClock>;
+
+/// The per-key quota: `burst` at once, refilled at `rate_per_sec`. `None`
+/// (no limit) when the rate is 0, or so high that one request's share of
+/// a second rounds to no time at all.
+fn key_quota(rate_per_sec: f64, burst: u32) -> Option<Quota> {
+    if !(rate_per_sec > 0.0 && rate_per_sec.is_finite()) {
+        return None;
+    }
+    let burst = NonZeroU32::new(burst.max(1))?;
+    Quota::with_period(Duration::from_secs_f64(1.0 / rate_per_sec)).map(|q| q.allow_burst(burst))
 }
 
-impl<K: std::hash::Hash + Eq> RateLimiter<K> {
-    fn new(rate_per_sec: f64, burst: u32) -> Self {
-        Self {
-            rate: rate_per_sec,
-            burst: f64::from(burst.max(1)),
-            buckets: Mutex::new(HashMap::new()),
-        }
+/// Who a wrong key is counted against: the client's address, an IPv6
+/// client by its /64 (one subscriber's network, in which a host picks
+/// addresses at will), and an IPv4 client behind an IPv4-mapped IPv6
+/// socket address by its IPv4 address.
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+    }
+}
+
+/// Client addresses whose wrong keys are tracked at most. Each costs a few
+/// dozen bytes.
+const MAX_ADDRESSES: usize = 10_000;
+
+/// Wrong keys per client address: governor's keyed GCRA limiter over
+/// [`AddressStore`].
+///
+/// Governor has no way to ask whether a cell would pass without taking it,
+/// and the check before a key is looked at must not spend anything (a
+/// right key spends nothing). So the store is keyed by a [`Probe`] whose
+/// `look_only` flag makes the store compute governor's decision and keep
+/// the state as it was.
+struct FailureLimiter<C: Clock = DefaultClock> {
+    limiter: RateLimiter<Probe, AddressStore, C, NoOpMiddleware<C::Instant>>,
+    /// The same map the limiter updates, for the cap.
+    store: AddressStore,
+}
+
+impl<C: Clock> FailureLimiter<C> {
+    /// `burst` wrong keys at once, refilled at `per_minute`; `None` (off)
+    /// when `per_minute` is 0.
+    fn new(per_minute: u32, burst: u32, clock: C) -> Option<Self> {
+        let quota = Quota::per_minute(NonZeroU32::new(per_minute)?)
+            .allow_burst(NonZeroU32::new(burst.max(1))?);
+        let store = AddressStore::default();
+        Some(Self {
+            limiter: RateLimiter::new(quota, store.clone(), clock),
+            store,
+        })
     }
 
-    /// Takes a token, or returns how long until one is there.
-    fn acquire(&self, who: K, now: Instant) -> Result<(), Duration> {
-        self.with_bucket(who, now, true)
+    /// Whether `ip` may present a key, without spending anything; if not,
+    /// how long until it may.
+    fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+        self.decide(Probe {
+            addr: client_key(ip),
+            look_only: true,
+        })
     }
 
-    /// Whether a token is there, without taking it.
-    fn check(&self, who: K, now: Instant) -> Result<(), Duration> {
-        self.with_bucket(who, now, false)
+    /// Spends one of `ip`'s wrong keys.
+    ///
+    /// The map is capped at [`MAX_ADDRESSES`]. When it is full and `ip` is
+    /// new, governor first drops every address whose allowance has fully
+    /// refilled (it says nothing a new entry would not); if that frees
+    /// nothing, the address nearest a full allowance is forgotten. Nobody
+    /// else's allowance is touched, so a flood from many addresses cannot
+    /// reset an address that has spent its own: it would be forgotten only
+    /// after every flooding address had spent more than it has.
+    fn spend(&self, ip: IpAddr) -> Result<(), Duration> {
+        let addr = client_key(ip);
+        if self.store.len() >= MAX_ADDRESSES && !self.store.contains(&addr) {
+            self.limiter.retain_recent();
+            self.store.forget_nearest_refilled(MAX_ADDRESSES);
+        }
+        self.decide(Probe {
+            addr,
+            look_only: false,
+        })
     }
 
-    fn with_bucket(&self, who: K, now: Instant, take: bool) -> Result<(), Duration> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(&who) {
-            let (rate, burst) = (self.rate, self.burst);
-            buckets.retain(|_, b| {
-                b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < burst
-            });
-            if buckets.len() >= MAX_BUCKETS {
-                // Every bucket is still spending: forget them rather than
-                // grow without bound.
-                buckets.clear();
-            }
+    fn decide(&self, probe: Probe) -> Result<(), Duration> {
+        self.limiter
+            .check_key(&probe)
+            .map_err(|not_until: NotUntil<C::Instant>| {
+                not_until.wait_time_from(self.limiter.clock().now())
+            })
+    }
+}
+
+/// A client address to decide for, and whether the decision may spend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Probe {
+    addr: IpAddr,
+    /// Decide without changing the address's state.
+    look_only: bool,
+}
+
+/// Governor's state per client address (its theoretical arrival time), in
+/// a map shared between the limiter and [`FailureLimiter`]'s cap.
+#[derive(Debug, Clone, Default)]
+struct AddressStore(Arc<Mutex<HashMap<IpAddr, Nanos>>>);
+
+impl AddressStore {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Nanos>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn contains(&self, addr: &IpAddr) -> bool {
+        self.map().contains_key(addr)
+    }
+
+    /// Makes room for one more address below `cap` by forgetting the one
+    /// with the earliest arrival time: the one closest to a full allowance.
+    fn forget_nearest_refilled(&self, cap: usize) {
+        let mut map = self.map();
+        while map.len() >= cap {
+            let Some(nearest) = map.iter().min_by_key(|(_, &tat)| tat).map(|(a, _)| *a) else {
+                break;
+            };
+            map.remove(&nearest);
         }
-        let b = buckets.entry(who).or_insert(Bucket {
-            tokens: self.burst,
-            at: now,
-        });
-        let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * self.rate).min(self.burst);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            if take {
-                b.tokens -= 1.0;
-            }
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - b.tokens) / self.rate))
+    }
+}
+
+impl StateStore for AddressStore {
+    type Key = Probe;
+
+    fn measure_and_replace<T, F, E>(&self, key: &Probe, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        // One lock around reading, deciding and writing, so two workers
+        // cannot both spend the last allowance.
+        let mut map = self.map();
+        let (decision, next) = f(map.get(&key.addr).copied())?;
+        if !key.look_only {
+            map.insert(key.addr, next);
         }
+        Ok(decision)
+    }
+}
+
+impl ShrinkableKeyedStateStore<Probe> for AddressStore {
+    fn retain_recent(&self, drop_below: Nanos) {
+        // As governor's own stores do: an arrival time at or before
+        // `drop_below` is indistinguishable from a fresh address.
+        self.map().retain(|_, tat| *tat > drop_below);
+    }
+
+    fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.map().is_empty()
     }
 }
 
@@ -783,6 +891,7 @@ impl<K: std::hash::Hash + Eq> RateLimiter<K> {
 mod tests {
     use super::*;
     use actix_web::test::TestRequest;
+    use governor::clock::FakeRelativeClock;
 
     fn security() -> Security {
         Security::new(SecurityConfig {
@@ -1036,44 +1145,142 @@ mod tests {
         );
     }
 
-    #[test]
-    fn buckets_refill_at_the_rate() {
-        let l = RateLimiter::new(2.0, 3);
-        let t0 = Instant::now();
-        let who = Principal::Read(0);
-        for _ in 0..3 {
-            l.acquire(who, t0).unwrap();
-        }
-        let wait = l.acquire(who, t0).unwrap_err();
-        assert!((0.49..=0.51).contains(&wait.as_secs_f64()), "{wait:?}");
-        assert!(
-            l.acquire(Principal::Ingest(0), t0).is_ok(),
-            "buckets are per key"
-        );
-        l.acquire(who, t0 + Duration::from_millis(500)).unwrap();
-        assert!(l.acquire(who, t0 + Duration::from_millis(500)).is_err());
+    fn limited(per_minute: u32, burst: u32) -> Security {
+        Security::new(SecurityConfig {
+            ingest_keys: &[],
+            read_keys: &[SecretString::from("read-key-1")],
+            operator_keys: &[],
+            session_ttl: Duration::from_secs(60),
+            limits: &LimitsConfig {
+                auth_failures_per_minute: per_minute,
+                auth_failure_burst: burst,
+                ..LimitsConfig::default()
+            },
+            server: &ServerConfig::default(),
+        })
+    }
+
+    fn from(ip: &str) -> HttpRequest {
+        TestRequest::default()
+            .peer_addr(std::net::SocketAddr::new(ip.parse().unwrap(), 40_000))
+            .to_http_request()
     }
 
     #[test]
-    fn checking_takes_nothing_and_refilled_buckets_are_pruned() {
-        let l = RateLimiter::new(1.0, 2);
-        let t0 = Instant::now();
+    fn an_address_flood_cannot_reset_another_addresss_allowance() {
+        // One wrong key a minute: nothing refills while the test runs.
+        let s = limited(1, 3);
+        let victim = from("192.0.2.7");
+        for _ in 0..3 {
+            assert!(matches!(
+                s.sign_in(&victim, "guess"),
+                Err(ApiError::Unauthorized(_))
+            ));
+        }
+        assert!(matches!(
+            s.sign_in(&victim, "read-key-1"),
+            Err(ApiError::RateLimited { .. })
+        ));
+        // Ten thousand other addresses send one wrong key each, as many as
+        // the limiter tracks.
+        for n in 0..10_000u32 {
+            let ip = IpAddr::from((0x0a00_0000 + n).to_be_bytes());
+            let req = TestRequest::default()
+                .peer_addr(std::net::SocketAddr::new(ip, 40_000))
+                .to_http_request();
+            assert!(s.sign_in(&req, "guess").is_err());
+        }
+        assert!(
+            matches!(
+                s.sign_in(&victim, "read-key-1"),
+                Err(ApiError::RateLimited { .. })
+            ),
+            "the flood gave the spent address its allowance back"
+        );
+        // The flood's addresses still have their own allowance left, and a
+        // right key from anywhere else still signs in.
+        assert!(s.sign_in(&from("10.0.0.1"), "read-key-1").is_ok());
+        assert!(s.sign_in(&from("198.51.100.1"), "read-key-1").is_ok());
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_by_their_64() {
+        let s = limited(1, 2);
+        for ip in ["2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:fffe"] {
+            assert!(matches!(
+                s.sign_in(&from(ip), "guess"),
+                Err(ApiError::Unauthorized(_))
+            ));
+        }
+        // Any address in that /64 has spent the allowance, even with the
+        // right key; the next /64 has not.
+        assert!(matches!(
+            s.sign_in(&from("2001:db8:1:2:abcd::9"), "read-key-1"),
+            Err(ApiError::RateLimited { .. })
+        ));
+        assert!(s.sign_in(&from("2001:db8:1:3::1"), "read-key-1").is_ok());
+        // An IPv4 client seen through an IPv4-mapped address counts as
+        // itself.
+        assert_eq!(
+            client_key("::ffff:192.0.2.1".parse().unwrap()),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            client_key("2001:db8:1:2:3:4:5:6".parse().unwrap()),
+            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn key_limits_refill_at_the_rate() {
+        let clock = FakeRelativeClock::default();
+        let l = RateLimiter::<Principal, HashMapStateStore<Principal>, _, _>::hashmap_with_clock(
+            key_quota(2.0, 3).unwrap(),
+            clock.clone(),
+        );
+        let who = Principal::Read(0);
+        for _ in 0..3 {
+            l.check_key(&who).unwrap();
+        }
+        let wait = l.check_key(&who).unwrap_err().wait_time_from(clock.now());
+        assert_eq!(wait, Duration::from_millis(500));
+        assert!(
+            l.check_key(&Principal::Ingest(0)).is_ok(),
+            "limits are per key"
+        );
+        clock.advance(Duration::from_millis(500));
+        l.check_key(&who).unwrap();
+        assert!(l.check_key(&who).is_err());
+        assert!(key_quota(0.0, 3).is_none(), "0 turns the limit off");
+    }
+
+    #[test]
+    fn checking_spends_nothing_and_the_address_map_is_capped() {
+        let clock = FakeRelativeClock::default();
+        let l = FailureLimiter::new(60, 2, clock.clone()).unwrap();
         let ip = |n: u32| IpAddr::from(n.to_be_bytes());
         for _ in 0..10 {
-            l.check(ip(1), t0).unwrap();
+            l.check(ip(1)).unwrap();
         }
-        l.acquire(ip(1), t0).unwrap();
-        l.acquire(ip(1), t0).unwrap();
-        assert!(l.check(ip(1), t0).is_err());
+        assert!(l.store.is_empty(), "a look stores nothing");
+        l.spend(ip(1)).unwrap();
+        l.spend(ip(1)).unwrap();
+        assert_eq!(l.check(ip(1)).unwrap_err(), Duration::from_secs(1));
         // Fill the map with addresses that each failed once.
-        for n in 2..MAX_BUCKETS as u32 + 1 {
-            l.acquire(ip(n), t0).unwrap();
+        for n in 2..=MAX_ADDRESSES as u32 {
+            l.spend(ip(n)).unwrap();
         }
-        assert_eq!(l.buckets.lock().unwrap().len(), MAX_BUCKETS);
-        // Ten seconds on, every bucket has refilled; a new address prunes
-        // them, and the map stays bounded.
-        let later = t0 + Duration::from_secs(10);
-        l.acquire(ip(u32::MAX), later).unwrap();
-        assert_eq!(l.buckets.lock().unwrap().len(), 1);
+        assert_eq!(l.store.len(), MAX_ADDRESSES);
+        // A new address makes room by forgetting one that spent less than
+        // address 1, never address 1.
+        l.spend(ip(u32::MAX)).unwrap();
+        assert_eq!(l.store.len(), MAX_ADDRESSES);
+        assert!(l.check(ip(1)).is_err());
+        // Ten seconds on, every allowance has refilled; the next new
+        // address lets governor drop them all.
+        clock.advance(Duration::from_secs(10));
+        l.spend(ip(u32::MAX - 1)).unwrap();
+        assert_eq!(l.store.len(), 1);
+        l.check(ip(1)).unwrap();
     }
 }

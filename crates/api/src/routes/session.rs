@@ -8,7 +8,8 @@
 //! over HTTPS (directly or as a proxy says). The browser then presents it
 //! on REST calls and on the `/ws/logs` handshake, which cannot carry an
 //! `Authorization` header. The key itself is never stored in the browser
-//! by gatelog. See [`crate::auth`] for the token.
+//! by gatelog. The cookie is built by the `cookie` crate and its value is
+//! signed by its signed jar; see [`crate::auth`] for what it holds.
 //!
 //! A sign-in posted from another site's page (its `Origin`, or `Referer`
 //! when `Origin` is absent, names another origin) is refused with 403
@@ -20,8 +21,11 @@
 //! same endpoint and is redirected to `/` with the cookie; browsers that
 //! open a page without a session are sent there.
 
+use std::time::Duration;
+
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
+use cookie::{Cookie, SameSite};
 use serde_json::{json, Value};
 
 use crate::auth::{Principal, SESSION_COOKIE};
@@ -91,7 +95,7 @@ pub async fn create(
         Err(e) => return Err(e),
     };
     let (token, ttl) = security.issue_session(who);
-    let set_cookie = cookie(&req, &token, ttl.as_secs());
+    let set_cookie = cookie(&req, Some((token, ttl)));
     if form {
         let mut res = see_other("/");
         res.headers_mut().insert(
@@ -158,7 +162,7 @@ fn login_page(error: Option<&str>) -> String {
 pub async fn delete(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     state.security.end_session(&req);
     HttpResponse::Ok()
-        .insert_header((header::SET_COOKIE, cookie(&req, "", 0)))
+        .insert_header((header::SET_COOKIE, cookie(&req, None)))
         .json(json!({"status": "ok"}))
 }
 
@@ -170,13 +174,24 @@ fn bearer(req: &HttpRequest) -> Option<String> {
         .then(|| token.trim().to_string())
 }
 
-fn cookie(req: &HttpRequest, value: &str, max_age: u64) -> String {
-    let secure = if req.connection_info().scheme() == "https" {
-        "; Secure"
-    } else {
-        ""
+/// The `Set-Cookie` value for the session cookie, built by the `cookie`
+/// crate: `HttpOnly`, `SameSite=Strict`, `Path=/`, `Max-Age` of the
+/// session's lifetime, and `Secure` when the request came over HTTPS
+/// (directly or as a proxy says). `None` builds the removal: an empty
+/// value, `Max-Age=0` and an expiry in the past.
+fn cookie(req: &HttpRequest, session: Option<(String, Duration)>) -> String {
+    let secure = req.connection_info().scheme() == "https";
+    let builder = match session {
+        Some((value, ttl)) => Cookie::build((SESSION_COOKIE, value)).max_age(
+            cookie::time::Duration::seconds(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
+        ),
+        None => Cookie::build(SESSION_COOKIE).removal(),
     };
-    format!(
-        "{SESSION_COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
-    )
+    builder
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure)
+        .build()
+        .to_string()
 }
