@@ -1,11 +1,14 @@
-// gatelog dashboard: a live table of passages, search and filters, a detail
-// view, the sync indicator, a passages-per-hour chart, and the exceptions
-// view where an operator types the numbers gatelog could not read.
+// gatelog dashboard: a live table of passages (with each movement's
+// direction, lane, truck and size-type), search and filters, a detail
+// view, the sync indicator, a passages-per-hour chart, the exceptions
+// view where an operator types the numbers gatelog could not read, and
+// the yard view: what is in the yard now and for how long.
 //
 // Data comes from the server's own API: GET /api/v1/logs for pages,
 // GET /api/v1/logs/{id} for details, GET /api/v1/stats for the chart,
 // GET /api/v1/exceptions for the queue (POST …/resolve and PATCH
-// /api/v1/logs/{id} to correct), and the WebSocket /ws/logs for live
+// /api/v1/logs/{id} to correct), GET /api/v1/yard and /api/v1/yard/stats
+// for the yard, and the WebSocket /ws/logs for live
 // changes. Rows are keyed by passage id, so
 // a passage that arrives twice (from a page and from the feed) is shown
 // once. Plain JavaScript with no build step and no outside resources.
@@ -40,6 +43,15 @@ const TEXT = {
     corrections: 'Corrections', colFrom: 'From', colTo: 'To', colRule: 'Rule', colBy: 'By', colAt: 'At', colReason: 'Reason',
     rule_lookalike: 'look-alike', rule_check_digit: 'check digit', rule_owner_code: 'owner code',
     rule_consensus: 'consensus', rule_operator: 'operator', readAs: 'read as',
+    viewLog: 'Log', viewYard: 'Yard', direction: 'Direction', dirIn: 'In', dirOut: 'Out',
+    colLane: 'Lane', colPlate: 'Truck', colIsoType: 'Size-type', dwell: 'Stayed', plateFilterHint: 'Show this truck’s movements',
+    flagOutWithoutIn: 'out without an in', flagInWhileIn: 'in again without an out', flagIsoType: 'size-type code invalid',
+    yardTitle: 'Yard: containers in now', inYard: 'in the yard', colGateIn: 'Gate-in', colDwell: 'In the yard for',
+    histTitle: 'Time in the yard', perOwner: 'Per owner', yardEmpty: 'No container is in the yard.',
+    dwellMedian: 'median', dwellP90: '90% within', dwellMax: 'longest', containers: 'containers',
+    ownerFilter: 'Owner', showAll: 'show all', flags: 'Flags',
+    unitDay: ' d', unitHour: ' h', unitMin: ' min', unitSec: ' s',
+    bins: ['< 1 h', '1–6 h', '6–24 h', '1–3 d', '3–7 d', '7–14 d', '14–30 d', '≥ 30 d'],
   },
   ko: {
     connecting: '연결 중', live: '실시간', offline: '오프라인',
@@ -69,6 +81,15 @@ const TEXT = {
     corrections: '수정 이력', colFrom: '이전', colTo: '이후', colRule: '규칙', colBy: '수정자', colAt: '시각', colReason: '사유',
     rule_lookalike: '유사 문자', rule_check_digit: '체크 디지트', rule_owner_code: '선사 코드',
     rule_consensus: '다수결', rule_operator: '운영자', readAs: '인식 원문',
+    viewLog: '통과 기록', viewYard: '야드', direction: '방향', dirIn: '반입', dirOut: '반출',
+    colLane: '차로', colPlate: '차량 번호', colIsoType: '규격', dwell: '체류', plateFilterHint: '이 차량의 통과 기록 보기',
+    flagOutWithoutIn: '반입 기록 없는 반출', flagInWhileIn: '반출 없이 재반입', flagIsoType: '잘못된 규격 코드',
+    yardTitle: '야드: 현재 장치 중인 컨테이너', inYard: '개 장치 중', colGateIn: '반입 시각', colDwell: '체류 시간',
+    histTitle: '체류 시간 분포', perOwner: '선사별', yardEmpty: '야드에 장치 중인 컨테이너가 없습니다.',
+    dwellMedian: '중앙값', dwellP90: '90% 이내', dwellMax: '최장', containers: '개',
+    ownerFilter: '선사', showAll: '전체 보기', flags: '경고',
+    unitDay: '일', unitHour: '시간', unitMin: '분', unitSec: '초',
+    bins: ['1시간 미만', '1–6시간', '6–24시간', '1–3일', '3–7일', '7–14일', '14–30일', '30일 이상'],
   },
 };
 
@@ -91,6 +112,8 @@ let socket = null;
 let reconnectDelay = 500;
 let lastSync = null;
 let loadSeq = 0;
+/** The view on show: 'log' (passages) or 'yard'. */
+let view = 'log';
 
 function chooseLanguage() {
   const saved = localStorage.getItem('gatelog.lang');
@@ -113,6 +136,20 @@ function applyLanguage() {
   setLive($('live').dataset.state);
   loadChart();
   if (!$('exceptions').hidden) loadExceptions(false);
+  if (view === 'yard') loadYard(false);
+}
+
+/** A duration in seconds, as people say it: "2 d 3 h", "5 h 12 min", "42 min". */
+function fmtDwell(secs) {
+  if (secs === null || secs === undefined) return '';
+  const s = Math.max(0, Math.floor(secs));
+  const d = Math.floor(s / 86400);
+  const h = Math.floor((s % 86400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  if (d) return `${d}${t('unitDay')} ${h}${t('unitHour')}`;
+  if (h) return `${h}${t('unitHour')} ${m}${t('unitMin')}`;
+  if (m) return `${m}${t('unitMin')}`;
+  return `${s}${t('unitSec')}`;
 }
 
 function fmtTime(iso) {
@@ -152,7 +189,15 @@ function filterParams() {
   const camera = $('camera').value.trim();
   if (camera) p.set('camera', camera);
   if ($('check').value) p.set('check', $('check').value);
+  if ($('direction').value) p.set('direction', $('direction').value);
+  const plate = plateFilter();
+  if (plate) p.set('truck_plate', plate);
   return p;
+}
+
+/** The truck plate filter as the server compares it: trimmed, upper case. */
+function plateFilter() {
+  return $('plate').value.trim().toUpperCase();
 }
 
 /** Whether a live passage belongs in the table under the current filters. */
@@ -168,6 +213,9 @@ function matches(p) {
   if (camera && p.camera_id !== camera) return false;
   if ($('check').value === 'ok' && !p.check_digit_ok) return false;
   if ($('check').value === 'bad' && p.check_digit_ok) return false;
+  if ($('direction').value && p.direction !== $('direction').value) return false;
+  const plate = plateFilter();
+  if (plate && p.truck_plate !== plate) return false;
   return true;
 }
 
@@ -214,6 +262,37 @@ function updateEmpty() {
   $('empty').hidden = rows.size > 0;
 }
 
+const KNOWN_FLAGS = new Set(['check_digit_missing', 'check_digit_mismatch', 'category_unknown', 'clock_skew',
+  'time_assumed', 'owner_unknown', 'out_without_in', 'in_while_in', 'iso_type_invalid']);
+
+/** A movement's direction as an arrow and a word; a camera without one shows a dash. */
+function directionCell(direction) {
+  if (direction !== 'in' && direction !== 'out') return el('td', { class: 'dir', 'data-testid': 'direction', 'data-direction': 'none' }, '—');
+  const arrow = direction === 'in' ? '→' : '←';
+  return el('td', { class: `dir dir-${direction}`, 'data-testid': 'direction', 'data-direction': direction },
+    `${arrow} ${t(direction === 'in' ? 'dirIn' : 'dirOut')}`);
+}
+
+/** A truck plate that, clicked, filters the log to that truck's movements. */
+function plateButton(plate) {
+  if (!plate) return '—';
+  const b = el('button', { type: 'button', class: 'plate', title: t('plateFilterHint'), 'data-testid': 'plate' }, plate);
+  b.addEventListener('click', (e) => {
+    // The row behind it opens the detail; this click only filters.
+    e.stopPropagation();
+    filterByPlate(plate);
+  });
+  return b;
+}
+
+/** Shows the log of one truck: every box it carried in or out. */
+function filterByPlate(plate) {
+  $('plate').value = plate;
+  $('detail').hidden = true;
+  showView('log');
+  loadPage(false);
+}
+
 function flagText(p) {
   const names = p.flags || [];
   const parts = [];
@@ -223,6 +302,11 @@ function flagText(p) {
   if (names.includes('clock_skew')) parts.push(t('flagClock'));
   if (names.includes('time_assumed')) parts.push(t('flagTimeAssumed'));
   if (names.includes('owner_unknown')) parts.push(t('flagOwner'));
+  if (names.includes('out_without_in')) parts.push(t('flagOutWithoutIn'));
+  if (names.includes('in_while_in')) parts.push(t('flagInWhileIn'));
+  if (names.includes('iso_type_invalid')) parts.push(t('flagIsoType'));
+  // A flag this page does not know yet is shown by its name, not hidden.
+  for (const name of names) if (!KNOWN_FLAGS.has(name)) parts.push(name);
   if (!parts.length && !p.check_digit_ok) parts.push(t('flagMissing'));
   return parts.join(', ');
 }
@@ -245,7 +329,11 @@ function fillRow(row, p) {
   row.replaceChildren(
     el('td', {}, fmtTime(p.captured_at)),
     container,
+    directionCell(p.direction),
+    el('td', { 'data-testid': 'lane' }, p.lane || '—'),
     el('td', {}, p.camera_id || '—'),
+    el('td', {}, plateButton(p.truck_plate)),
+    el('td', { class: 'iso', 'data-testid': 'iso-type' }, p.iso_type || '—'),
     el('td', { class: 'seen', 'data-testid': 'seen' }, String(p.seen_count)),
     el('td', { class: 'last' }, fmtTime(p.last_seen_at)),
     el('td', { class: `sync-${state}` }, state === 'none' ? '—' : t(state)),
@@ -352,14 +440,19 @@ function connect() {
         if (matches(msg.log)) upsert(msg.log, { fresh: true, atEnd: false });
         scheduleChart();
         scheduleExceptions();
+        scheduleYard();
         break;
       case 'duplicate':
+        // A repeat can give a passage its direction (its first read may
+        // have come from a camera without one), so the yard may change.
         onDuplicate(msg);
         scheduleExceptions();
+        scheduleYard();
         break;
       case 'corrected':
         onCorrected(msg);
         scheduleExceptions();
+        scheduleYard();
         break;
       case 'sync_status':
         lastSync = msg;
@@ -519,6 +612,13 @@ async function openDetail(id) {
   add('colLast', fmtTime(p.last_seen_at));
   add('colSeen', p.seen_count);
   add('checkDigit', `${p.check_digit ?? '—'} ${p.check_digit_ok ? '✓' : `⚠ ${flagText(p)}`}`);
+  const addNode = (k, node) => dl.append(el('dt', {}, t(k)), el('dd', {}, node));
+  addNode('direction', directionCell(p.direction).textContent);
+  add('colLane', p.lane);
+  addNode('colPlate', plateButton(p.truck_plate));
+  add('colIsoType', p.iso_type);
+  if (p.dwell_secs !== null && p.dwell_secs !== undefined) add('dwell', fmtDwell(p.dwell_secs));
+  if ((p.flags || []).length) add('flags', flagText(p));
   add('colCamera', p.camera_id);
   add('site', p.site_id);
   add('confidence', p.confidence);
@@ -728,6 +828,149 @@ function toggleExceptions() {
   loadExceptions(false);
 }
 
+// ---- Views ----------------------------------------------------------------
+
+/** Shows one view (log or yard) and remembers it in the address. */
+function showView(name) {
+  view = name === 'yard' ? 'yard' : 'log';
+  for (const section of document.querySelectorAll('[data-view]')) section.hidden = section.dataset.view !== view;
+  for (const b of document.querySelectorAll('[data-view-button]')) b.setAttribute('aria-pressed', String(b.dataset.viewButton === view));
+  history.replaceState(null, '', view === 'yard' ? '#yard' : `${location.pathname}${location.search}`);
+  if (view === 'yard') loadYard(false);
+}
+
+// ---- Yard -----------------------------------------------------------------
+
+/**
+ * The histogram's bins, by their lower edges in seconds: under an hour,
+ * 1–6 h, 6–24 h, 1–3 days, 3–7 days, 1–2 weeks, 2 weeks to 30 days, and
+ * longer. A yard's stays run from minutes to months, so the bins widen.
+ */
+const DWELL_EDGES = [0, 3600, 6 * 3600, 86400, 3 * 86400, 7 * 86400, 14 * 86400, 30 * 86400];
+
+/** The owner the yard is narrowed to, or null for the whole yard. */
+let yardOwner = null;
+let yardCursor = null;
+let yardSeq = 0;
+
+function yardParams(extra) {
+  const p = new URLSearchParams(extra);
+  if (yardOwner) p.set('owner', yardOwner);
+  return p;
+}
+
+async function getJson(url) {
+  const res = await fetch(url);
+  if (!res.ok) {
+    const err = await res.json().catch(() => ({}));
+    throw new Error(err.message || `HTTP ${res.status}`);
+  }
+  return res.json();
+}
+
+/**
+ * Loads the yard: a page of the longest stays, the statistics, and the
+ * histogram. The server counts the yard for any `min_dwell_secs`, so each
+ * bin is the difference of two exact counts; no page of entries is
+ * needed, however full the yard is.
+ */
+async function loadYard(append) {
+  const seq = ++yardSeq;
+  try {
+    const page = yardParams({ limit: String(PAGE) });
+    if (append && yardCursor) page.set('cursor', yardCursor);
+    const requests = [getJson(`/api/v1/yard?${page}`)];
+    if (!append) {
+      requests.push(getJson('/api/v1/yard/stats'));
+      // The first edge asks with no minimum, so that a gate-in stamped a
+      // little ahead of this server's clock is counted, as the list does.
+      for (const edge of DWELL_EDGES) {
+        const q = edge > 0 ? { limit: '1', min_dwell_secs: String(edge) } : { limit: '1' };
+        requests.push(getJson(`/api/v1/yard?${yardParams(q)}`));
+      }
+    }
+    const [list, stats, ...atLeast] = await Promise.all(requests);
+    if (seq !== yardSeq) return; // A newer load has started.
+    if (!append) {
+      $('yard-rows').replaceChildren();
+      drawYardSummary(list.count, stats);
+      drawHistogram(atLeast.map((r) => r.count));
+    }
+    for (const item of list.yard) $('yard-rows').append(yardRow(item));
+    yardCursor = list.next_cursor;
+    $('more-yard').hidden = !yardCursor;
+    $('yard-empty').hidden = $('yard-rows').children.length > 0;
+  } catch (e) {
+    if (seq === yardSeq) toast(`${t('loadError')}: ${e.message}`);
+  }
+}
+
+function yardRow(item) {
+  const row = el('tr', { 'data-testid': 'yard-row', 'data-id': item.passage_id },
+    el('td', { class: 'container' }, item.container),
+    el('td', {}, fmtTime(item.gate_in_at)),
+    el('td', { class: 'dwell', 'data-testid': 'dwell', 'data-secs': String(item.dwell_secs), title: `${item.dwell_secs} s` }, fmtDwell(item.dwell_secs)),
+    el('td', {}, plateButton(item.truck_plate)),
+    el('td', { class: 'iso' }, item.iso_type || '—'),
+    el('td', {}, item.lane || '—'));
+  row.addEventListener('click', () => openDetail(item.passage_id));
+  return row;
+}
+
+function drawYardSummary(count, stats) {
+  $('yard-count').textContent = String(count);
+  const clear = $('yard-owner-clear');
+  clear.hidden = !yardOwner;
+  clear.textContent = yardOwner ? `${t('ownerFilter')} ${yardOwner} ✕ ${t('showAll')}` : '';
+  const d = yardOwner ? stats.dwell_per_owner[yardOwner] : stats.dwell;
+  $('yard-dwell').textContent = d && count > 0
+    ? `${t('dwellMedian')} ${fmtDwell(d.p50)} · ${t('dwellP90')} ${fmtDwell(d.p90)} · ${t('dwellMax')} ${fmtDwell(d.max)}`
+    : '';
+  // Most containers first; the owner's code breaks ties.
+  const owners = Object.entries(stats.per_owner).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  $('yard-owners').replaceChildren(...owners.map(([owner, n]) => {
+    const b = el('button', { type: 'button', class: 'owner', 'aria-pressed': String(owner === yardOwner) },
+      el('span', { class: 'container' }, owner), ' ', el('strong', { 'data-testid': 'owner-count' }, String(n)));
+    const median = stats.dwell_per_owner[owner];
+    if (median) b.title = `${t('dwellMedian')} ${fmtDwell(median.p50)}`;
+    b.addEventListener('click', () => {
+      yardOwner = owner === yardOwner ? null : owner;
+      loadYard(false);
+    });
+    return el('li', { 'data-testid': 'yard-owner', 'data-owner': owner }, b);
+  }));
+}
+
+/** Bars of containers per dwell bin, from the counts at or above each edge. */
+function drawHistogram(atLeast) {
+  const chart = $('yard-histogram');
+  const W = 560, H = 170, left = 8, bottom = 22, top = 16;
+  const counts = atLeast.map((n, i) => Math.max(0, n - (i + 1 < atLeast.length ? atLeast[i + 1] : 0)));
+  const max = Math.max(1, ...counts);
+  const slot = (W - left) / counts.length;
+  const labels = t('bins');
+  const nodes = [svg('line', { class: 'axis', x1: left, y1: H - bottom, x2: W, y2: H - bottom })];
+  counts.forEach((n, i) => {
+    const h = ((H - bottom - top) * n) / max;
+    const x = left + i * slot + 4;
+    const bar = svg('rect', { class: 'bar', x, y: H - bottom - h, width: Math.max(1, slot - 8), height: h,
+      'data-count': n, 'data-testid': 'hist-bar', 'data-min-secs': DWELL_EDGES[i] });
+    bar.append(svg('title', {}, `${labels[i]}: ${n} ${t('containers')}`));
+    nodes.push(bar);
+    if (n > 0) nodes.push(svg('text', { x: x + (slot - 8) / 2, y: H - bottom - h - 3, 'text-anchor': 'middle' }, String(n)));
+    nodes.push(svg('text', { x: x + (slot - 8) / 2, y: H - 6, 'text-anchor': 'middle' }, labels[i]));
+  });
+  chart.replaceChildren(...nodes);
+  chart.setAttribute('aria-label', `${t('histTitle')}: ${counts.map((n, i) => `${labels[i]} ${n}`).join(', ')}`);
+}
+
+let yardTimer = null;
+/** Refreshes the yard soon, once for a burst of live events. */
+function scheduleYard() {
+  if (view !== 'yard' || yardTimer) return;
+  yardTimer = setTimeout(() => { yardTimer = null; loadYard(false); }, 1000);
+}
+
 // ---- Notices --------------------------------------------------------------
 
 let toastTimer = null;
@@ -742,12 +985,15 @@ function toast(message) {
 // ---- Start ----------------------------------------------------------------
 
 function start() {
-  for (const id of ['search', 'from', 'to', 'camera']) $(id).addEventListener('input', onFilterChange);
-  $('check').addEventListener('change', onFilterChange);
+  for (const id of ['search', 'from', 'to', 'camera', 'plate']) $(id).addEventListener('input', onFilterChange);
+  for (const id of ['check', 'direction']) $(id).addEventListener('change', onFilterChange);
   $('clear').addEventListener('click', () => {
-    for (const id of ['search', 'from', 'to', 'camera', 'check']) $(id).value = '';
+    for (const id of ['search', 'from', 'to', 'camera', 'check', 'direction', 'plate']) $(id).value = '';
     loadPage(false);
   });
+  for (const b of document.querySelectorAll('[data-view-button]')) b.addEventListener('click', () => showView(b.dataset.viewButton));
+  $('more-yard').addEventListener('click', () => loadYard(true));
+  $('yard-owner-clear').addEventListener('click', () => { yardOwner = null; loadYard(false); });
   $('more').addEventListener('click', () => loadPage(true));
   $('show-exceptions').addEventListener('click', toggleExceptions);
   $('more-exceptions').addEventListener('click', () => loadExceptions(true));
@@ -759,6 +1005,7 @@ function start() {
     applyLanguage();
   });
   applyLanguage();
+  showView(location.hash === '#yard' ? 'yard' : 'log');
   loadPage(false);
   loadSync();
   connect();
@@ -767,6 +1014,8 @@ function start() {
   // Queued reads make no live event, so the count is also polled.
   loadExceptions(false);
   setInterval(() => loadExceptions(false), 10000);
+  // Stays grow by the minute without any event.
+  setInterval(() => { if (view === 'yard') loadYard(false); }, 60000);
 }
 
 start();

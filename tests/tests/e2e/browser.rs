@@ -1,6 +1,7 @@
 //! The dashboard in a real browser: headless Chromium driven by
-//! playwright-core (`tests/browser/dashboard.mjs`, and `signin.mjs` with
-//! keys configured) against the real app.
+//! playwright-core (`tests/browser/dashboard.mjs`, `exceptions.mjs`,
+//! `yard.mjs`, and `signin.mjs` with keys configured) against the real
+//! app.
 //!
 //! Needs `node`, Debian's `chromium` at /usr/bin/chromium (or `CHROMIUM`),
 //! and `npm ci` run once in `tests/browser`. Screenshots go to
@@ -9,6 +10,8 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{Duration, Utc};
+use gatelog_core::gate::CameraConfig;
+use gatelog_core::Direction;
 use gatelog_tests::{container, missing, read, require_tool, TestApp};
 use reqwest::StatusCode;
 
@@ -174,5 +177,111 @@ async fn an_operator_resolves_a_queued_read_in_chromium() {
     assert_eq!(logs.len(), 1, "{list}");
     assert_eq!(logs[0]["container"], "CSQU3054383");
     assert_eq!(logs[0]["corrections"][0]["by"], "kim");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_yard_view_in_chromium() {
+    let Some(chromium) = chromium() else { return };
+    let lane = Some("1".to_string());
+    let app = TestApp::spawn_with(|c| {
+        c.cameras = vec![
+            CameraConfig {
+                id: "gate-1-in".into(),
+                direction: Direction::In,
+                lane: lane.clone(),
+            },
+            CameraConfig {
+                id: "gate-1-out".into(),
+                direction: Direction::Out,
+                lane,
+            },
+        ]
+    })
+    .await;
+
+    // What yard.mjs expects: two boxes on one truck in 50 h ago, one in
+    // 5 h ago, one in 2 h ago and out 30 min ago, one in 10 min ago, and a
+    // stray out. Times are relative to now, since dwell runs to now.
+    let now = Utc::now();
+    let seeds = [
+        (
+            "MSCU1234566",
+            50 * 3600,
+            "gate-1-in",
+            Some("12가3456"),
+            "22G1",
+        ),
+        (
+            "CSQU3054383",
+            50 * 3600 - 1,
+            "gate-1-in",
+            Some("12가3456"),
+            "22G1",
+        ),
+        (
+            "TGHU7654320",
+            5 * 3600,
+            "gate-1-in",
+            Some("34나5678"),
+            "45G1",
+        ),
+        (
+            "MAEU1234567",
+            2 * 3600,
+            "gate-1-in",
+            Some("56다7890"),
+            "45R1",
+        ),
+        (
+            "MAEU1234567",
+            30 * 60,
+            "gate-1-out",
+            Some("78라1234"),
+            "45R1",
+        ),
+        ("MSCU0000007", 10 * 60, "gate-1-in", None, "22G1"),
+        (
+            "OOLU0000008",
+            5 * 60,
+            "gate-1-out",
+            Some("90마1234"),
+            "22G1",
+        ),
+    ];
+    for (c, ago, camera, plate, iso) in seeds {
+        let at = (now - Duration::seconds(ago)).to_rfc3339();
+        let mut body = read(c, &at);
+        body["camera_id"] = camera.into();
+        body["iso_type"] = iso.into();
+        if let Some(plate) = plate {
+            body["truck_plate"] = plate.into();
+        }
+        let (s, answer) = app.post(&body).await;
+        assert_eq!(s, StatusCode::CREATED, "{c} {camera}: {answer}");
+    }
+    let (_, yard) = app.get("/api/v1/yard").await;
+    assert_eq!(yard["count"], 4, "{yard}");
+
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts");
+    let stdout = run_script(
+        &chromium,
+        "yard.mjs",
+        &[app.base.as_ref(), artifacts.as_os_str()],
+    )
+    .await;
+    println!("{stdout}");
+    for line in [
+        "ok - the yard view counts 4 containers in the yard (4)",
+        "ok - the dwell histogram puts the boxes in the right bins (1, 1, 0, 2, 0, 0, 0, 0)",
+        "ok - the two boxes on that truck show together",
+        "ok - no console errors",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?}:\n{stdout}");
+    }
+    // The page's count is the server's: the live gate-in the script posted
+    // is the fifth container in the yard.
+    let (_, yard) = app.get("/api/v1/yard").await;
+    assert_eq!(yard["count"], 5, "{yard}");
     app.stop().await;
 }
