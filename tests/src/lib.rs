@@ -195,8 +195,28 @@ impl BinaryApp {
         env: &[(&str, &str)],
         tweak: impl FnOnce(&mut tokio::process::Command),
     ) -> Self {
+        Self::start_under(dir, env, &[], tweak).await
+    }
+
+    /// Starts `gatelog serve` as [`BinaryApp::start_with`] does, run by
+    /// the command `wrapper` (for example `strace -f -o FILE`), which is
+    /// then the child: `wrapper… gatelog serve`. An empty wrapper runs
+    /// the binary itself.
+    pub async fn start_under(
+        dir: &Path,
+        env: &[(&str, &str)],
+        wrapper: &[std::ffi::OsString],
+        tweak: impl FnOnce(&mut tokio::process::Command),
+    ) -> Self {
         let port = free_port();
-        let mut cmd = tokio::process::Command::new(gatelog_bin());
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = tokio::process::Command::new(program);
+                cmd.args(args).arg(gatelog_bin());
+                cmd
+            }
+            None => tokio::process::Command::new(gatelog_bin()),
+        };
         cmd.arg("serve")
             .current_dir(dir)
             .env("GATELOG_STORE__PATH", dir.join("gatelog.db"))

@@ -8,6 +8,7 @@
 mod api;
 mod browser;
 mod dashboard;
+mod durability;
 mod eval;
 mod limits;
 mod metrics;
