@@ -5,7 +5,14 @@
 //! [`BinaryApp`] runs the real `gatelog` binary as a child process, for
 //! what only a process can show: restarts, signals, exit codes.
 //!
+//! [`central`] makes a fresh central database (and a `postrust` in front
+//! of it) and compares it with a site's store; [`faults::FaultProxy`] puts
+//! network faults between the two.
+//!
 //! Logs stay silent unless `TEST_LOG` is set.
+
+pub mod central;
+pub mod faults;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -12,6 +12,7 @@ mod durability;
 mod eval;
 mod limits;
 mod metrics;
+mod network;
 mod ops;
 mod reads;
 mod security;
