@@ -75,6 +75,24 @@ impl CentralDb {
         rows
     }
 
+    /// Ids of central rows last seen before `cutoff`: what a site's
+    /// retention may have removed from its store once they were central.
+    pub async fn ids_last_seen_before(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> std::collections::HashSet<String> {
+        let mut conn = self.connect().await;
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT id::text FROM container_logs WHERE last_seen_at < $1::text::timestamptz",
+        )
+        .bind(cutoff.to_rfc3339())
+        .fetch_all(&mut conn)
+        .await
+        .expect("read central times");
+        conn.close().await.ok();
+        rows.into_iter().collect()
+    }
+
     /// Ids that appear more than once centrally.
     pub async fn repeated_ids(&self) -> Vec<String> {
         let mut conn = self.connect().await;
@@ -243,5 +261,20 @@ impl Postrust {
 impl Drop for Postrust {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
+    }
+}
+
+/// Whether PostgreSQL answers; when it does not, fails under `CI=true`
+/// and otherwise returns false after a loud notice.
+pub async fn postgres_reachable() -> bool {
+    match PgConnection::connect(&admin_url()).await {
+        Ok(c) => {
+            c.close().await.ok();
+            true
+        }
+        Err(e) => crate::missing(&format!(
+            "PostgreSQL at {} is unreachable ({e})",
+            admin_url()
+        )),
     }
 }

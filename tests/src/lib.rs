@@ -5,6 +5,7 @@
 //! [`BinaryApp`] runs the real `gatelog` binary as a child process, for
 //! what only a process can show: restarts, signals, exit codes.
 //!
+//! [`crash::crash_loop`] kills and restarts the real binary under load.
 //! [`central`] makes a fresh central database (and a `postrust` in front
 //! of it) and compares it with a site's store; [`faults::FaultProxy`] puts
 //! network faults between the two.
@@ -12,6 +13,7 @@
 //! Logs stay silent unless `TEST_LOG` is set.
 
 pub mod central;
+pub mod crash;
 pub mod faults;
 
 use std::path::{Path, PathBuf};
@@ -158,13 +160,19 @@ pub fn gatelog_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("GATELOG_BIN") {
         return PathBuf::from(p);
     }
-    // Test executables live in target/<profile>/deps; the binary one up.
+    // Test executables live in target/<profile>/deps, with the binary one
+    // up; the tools of this crate (gatelog-reliability) live beside it.
     let exe = std::env::current_exe().expect("test executable path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join(format!("gatelog{}", std::env::consts::EXE_SUFFIX)))
-        .expect("target folder");
+    let name = format!("gatelog{}", std::env::consts::EXE_SUFFIX);
+    let beside = exe.parent().map(|d| d.join(&name)).expect("target folder");
+    let bin = if beside.is_file() {
+        beside
+    } else {
+        exe.parent()
+            .and_then(Path::parent)
+            .map(|d| d.join(&name))
+            .expect("target folder")
+    };
     assert!(
         bin.is_file(),
         "{} is missing: run the tests with `cargo test --workspace`, which builds it",
