@@ -5,7 +5,9 @@
 //! [`BinaryApp`] runs the real `gatelog` binary as a child process, for
 //! what only a process can show: restarts, signals, exit codes.
 //!
-//! [`crash::crash_loop`] kills and restarts the real binary under load.
+//! [`crash::crash_loop`] kills and restarts the real binary under load;
+//! [`soak::soak`] runs it long with a flapping path to the centre (both
+//! also run long from the `gatelog-reliability` binary).
 //! [`central`] makes a fresh central database (and a `postrust` in front
 //! of it) and compares it with a site's store; [`faults::FaultProxy`] puts
 //! network faults between the two.
@@ -15,6 +17,7 @@
 pub mod central;
 pub mod crash;
 pub mod faults;
+pub mod soak;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
