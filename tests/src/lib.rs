@@ -10,13 +10,15 @@
 //! also run long from the `gatelog-reliability` binary).
 //! [`central`] makes a fresh central database (and a `postrust` in front
 //! of it) and compares it with a site's store; [`faults::FaultProxy`] puts
-//! network faults between the two.
+//! network faults between the two. [`properties`] holds what fuzzing
+//! checks, shared by the fuzz targets and their proptest fallback.
 //!
 //! Logs stay silent unless `TEST_LOG` is set.
 
 pub mod central;
 pub mod crash;
 pub mod faults;
+pub mod properties;
 pub mod soak;
 
 use std::path::{Path, PathBuf};

@@ -15,6 +15,7 @@ mod limits;
 mod metrics;
 mod network;
 mod ops;
+mod properties;
 mod reads;
 mod security;
 mod sync_e2e;
