@@ -57,11 +57,14 @@ pub fn container_text(data: &[u8]) {
     if let Some(c) = compact(&text) {
         if let Interpretation::Number { number, correction } = interpret(&c, None) {
             assert_normal(&number, &text);
+            // Uncorrected, the number is the text as read, less an
+            // unreadable (letter) check digit, which is taken as none.
             if correction.is_none() {
-                assert_eq!(
-                    number.normalized(),
-                    c,
-                    "an uncorrected interpretation of {text:?} is its text"
+                let n = number.normalized();
+                assert!(
+                    n == c
+                        || (c.len() == 11 && c.starts_with(&n) && number.check_digit().is_none()),
+                    "an uncorrected interpretation of {text:?} is {n:?}, not its text"
                 );
             }
         }
@@ -117,9 +120,11 @@ pub fn read_body(data: &[u8]) {
             return;
         };
         for item in items {
-            match serde_json::from_str::<Value>(item.get()) {
-                Ok(value) => body_item(&value, item.get()),
-                Err(e) => panic!("a RawValue that is not JSON: {e}"),
+            // serde_json takes a lone surrogate escape (`"\udd11"`) into a
+            // `RawValue` but not into a `Value`; the route answers such an
+            // item with its own malformed-JSON error, and so do we.
+            if let Ok(value) = serde_json::from_str::<Value>(item.get()) {
+                body_item(&value, item.get());
             }
         }
     } else if let Ok(value) = serde_json::from_str::<Value>(text) {
