@@ -188,7 +188,11 @@ pub async fn soak(plan: &Soak) -> anyhow::Result<SoakReport> {
             while Instant::now() < end {
                 tick.tick().await;
                 n += 1;
-                let truck = if n % 3 == 0 { n.saturating_sub(30) } else { n };
+                let truck = if n.is_multiple_of(3) {
+                    n.saturating_sub(30)
+                } else {
+                    n
+                };
                 let body = json!({
                     "container": container(truck * 7_919 + 1),
                     "captured_at": Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
