@@ -48,8 +48,8 @@ pub struct Outage {
 #[derive(Debug, Clone, Default)]
 pub struct SoakReport {
     pub reads: u64,
-    /// Reads that got no 2xx.
-    pub errors: u64,
+    /// Reads that got no 2xx, by what happened instead.
+    pub errors: std::collections::BTreeMap<String, u64>,
     /// WebSocket clients that lost their connection.
     pub ws_drops: u64,
     /// Frames the WebSocket clients received in all.
@@ -67,10 +67,16 @@ impl SoakReport {
     /// The least-squares slope of RSS over time, in KiB per minute, over
     /// the samples after `warmup_secs`.
     pub fn rss_slope_kib_per_min(&self, warmup_secs: f64) -> f64 {
+        self.rss_slope_kib_per_min_between(warmup_secs, f64::MAX)
+    }
+
+    /// The slope as [`SoakReport::rss_slope_kib_per_min`] gives it, over
+    /// the samples from `from_secs` to `to_secs`.
+    pub fn rss_slope_kib_per_min_between(&self, from_secs: f64, to_secs: f64) -> f64 {
         let pts: Vec<(f64, f64)> = self
             .rss_kib
             .iter()
-            .filter(|(t, _)| *t >= warmup_secs)
+            .filter(|(t, _)| *t >= from_secs && *t < to_secs)
             .map(|(t, k)| (*t / 60.0, *k as f64))
             .collect();
         let n = pts.len() as f64;
@@ -169,7 +175,7 @@ pub async fn soak(plan: &Soak) -> anyhow::Result<SoakReport> {
 
     // Reads at a steady rate; a third are repeats of a recent truck.
     let latencies: Arc<Mutex<Vec<Vec<f64>>>> = Arc::default();
-    let errors = Arc::new(AtomicU64::new(0));
+    let errors: Arc<Mutex<std::collections::BTreeMap<String, u64>>> = Arc::default();
     let reads = Arc::new(AtomicU64::new(0));
     let load = {
         let (base, http, latencies, errors, reads) = (
@@ -184,14 +190,18 @@ pub async fn soak(plan: &Soak) -> anyhow::Result<SoakReport> {
             let mut tick = tokio::time::interval(Duration::from_secs(1) / rate);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let mut n: u64 = 0;
+            // Trucks get numbers as they first appear; every third read is
+            // a repeat of the truck that appeared ten trucks ago.
+            let mut trucks: u64 = 0;
             let mut inflight = tokio::task::JoinSet::new();
             while Instant::now() < end {
                 tick.tick().await;
                 n += 1;
-                let truck = if n.is_multiple_of(3) {
-                    n.saturating_sub(30)
+                let truck = if n.is_multiple_of(3) && trucks > 10 {
+                    trucks - 10
                 } else {
-                    n
+                    trucks += 1;
+                    trucks
                 };
                 let body = json!({
                     "container": container(truck * 7_919 + 1),
@@ -207,16 +217,20 @@ pub async fn soak(plan: &Soak) -> anyhow::Result<SoakReport> {
                 );
                 inflight.spawn(async move {
                     let t = Instant::now();
-                    let ok = http
+                    let outcome = http
                         .post(format!("{base}/api/v1/recognitions"))
                         .json(&body)
                         .send()
-                        .await
-                        .is_ok_and(|r| r.status().is_success());
+                        .await;
                     let ms = t.elapsed().as_secs_f64() * 1000.0;
                     reads.fetch_add(1, Ordering::Relaxed);
-                    if !ok {
-                        errors.fetch_add(1, Ordering::Relaxed);
+                    let error = match outcome {
+                        Ok(r) if r.status().is_success() => None,
+                        Ok(r) => Some(format!("HTTP {}", r.status())),
+                        Err(e) => Some(format!("request failed: {e}")),
+                    };
+                    if let Some(e) = error {
+                        *errors.lock().unwrap().entry(e).or_insert(0) += 1;
                     }
                     let minute = (t - started).as_secs() as usize / 60;
                     let mut l = latencies.lock().unwrap();
@@ -309,7 +323,7 @@ pub async fn soak(plan: &Soak) -> anyhow::Result<SoakReport> {
     );
     report.passages = local.ids_and_versions.len();
     report.reads = reads.load(Ordering::Relaxed);
-    report.errors = errors.load(Ordering::Relaxed);
+    report.errors = errors.lock().unwrap().clone();
     report.ws_frames = ws_frames.load(Ordering::Relaxed);
     report.ws_drops = ws_drops.load(Ordering::Relaxed);
     report.p99_ms_by_minute = latencies.lock().unwrap().iter().cloned().map(p99).collect();

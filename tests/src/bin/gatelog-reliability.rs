@@ -88,13 +88,31 @@ async fn main() -> anyhow::Result<()> {
                 outage: Duration::from_secs(outage_secs),
             };
             let r = soak(&plan).await?;
-            println!("reads: {}, errors: {}", r.reads, r.errors);
+            let plan = &plan;
+            println!(
+                "reads: {}, errors: {} {:?}",
+                r.reads,
+                r.errors.values().sum::<u64>(),
+                r.errors
+            );
             println!("WebSocket: {} frames, {} drops", r.ws_frames, r.ws_drops);
             println!(
                 "RSS: first {} KiB, last {} KiB, slope after 2 min {:.1} KiB/min",
                 r.rss_kib.first().map_or(0, |s| s.1),
                 r.rss_kib.last().map_or(0, |s| s.1),
                 r.rss_slope_kib_per_min(120.0)
+            );
+            let every_5_min: Vec<String> = r
+                .rss_kib
+                .iter()
+                .filter(|(t, _)| (*t as u64) % 300 < 10)
+                .map(|(t, k)| format!("{:.0}s {} KiB", t, k))
+                .collect();
+            println!("RSS every 5 min: {}", every_5_min.join(", "));
+            println!(
+                "RSS slope: first half {:.1} KiB/min, second half {:.1} KiB/min",
+                r.rss_slope_kib_per_min_between(120.0, plan.duration.as_secs_f64() / 2.0),
+                r.rss_slope_kib_per_min_between(plan.duration.as_secs_f64() / 2.0, f64::MAX)
             );
             let p99: Vec<String> = r
                 .p99_ms_by_minute
