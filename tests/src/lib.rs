@@ -5,7 +5,21 @@
 //! [`BinaryApp`] runs the real `gatelog` binary as a child process, for
 //! what only a process can show: restarts, signals, exit codes.
 //!
+//! [`crash::crash_loop`] kills and restarts the real binary under load;
+//! [`soak::soak`] runs it long with a flapping path to the centre (both
+//! also run long from the `gatelog-reliability` binary).
+//! [`central`] makes a fresh central database (and a `postrust` in front
+//! of it) and compares it with a site's store; [`faults::FaultProxy`] puts
+//! network faults between the two. [`properties`] holds what fuzzing
+//! checks, shared by the fuzz targets and their proptest fallback.
+//!
 //! Logs stay silent unless `TEST_LOG` is set.
+
+pub mod central;
+pub mod crash;
+pub mod faults;
+pub mod properties;
+pub mod soak;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -151,13 +165,19 @@ pub fn gatelog_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("GATELOG_BIN") {
         return PathBuf::from(p);
     }
-    // Test executables live in target/<profile>/deps; the binary one up.
+    // Test executables live in target/<profile>/deps, with the binary one
+    // up; the tools of this crate (gatelog-reliability) live beside it.
     let exe = std::env::current_exe().expect("test executable path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join(format!("gatelog{}", std::env::consts::EXE_SUFFIX)))
-        .expect("target folder");
+    let name = format!("gatelog{}", std::env::consts::EXE_SUFFIX);
+    let beside = exe.parent().map(|d| d.join(&name)).expect("target folder");
+    let bin = if beside.is_file() {
+        beside
+    } else {
+        exe.parent()
+            .and_then(Path::parent)
+            .map(|d| d.join(&name))
+            .expect("target folder")
+    };
     assert!(
         bin.is_file(),
         "{} is missing: run the tests with `cargo test --workspace`, which builds it",
@@ -195,8 +215,28 @@ impl BinaryApp {
         env: &[(&str, &str)],
         tweak: impl FnOnce(&mut tokio::process::Command),
     ) -> Self {
+        Self::start_under(dir, env, &[], tweak).await
+    }
+
+    /// Starts `gatelog serve` as [`BinaryApp::start_with`] does, run by
+    /// the command `wrapper` (for example `strace -f -o FILE`), which is
+    /// then the child: `wrapper… gatelog serve`. An empty wrapper runs
+    /// the binary itself.
+    pub async fn start_under(
+        dir: &Path,
+        env: &[(&str, &str)],
+        wrapper: &[std::ffi::OsString],
+        tweak: impl FnOnce(&mut tokio::process::Command),
+    ) -> Self {
         let port = free_port();
-        let mut cmd = tokio::process::Command::new(gatelog_bin());
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = tokio::process::Command::new(program);
+                cmd.args(args).arg(gatelog_bin());
+                cmd
+            }
+            None => tokio::process::Command::new(gatelog_bin()),
+        };
         cmd.arg("serve")
             .current_dir(dir)
             .env("GATELOG_STORE__PATH", dir.join("gatelog.db"))

@@ -7,14 +7,18 @@
 
 mod api;
 mod browser;
+mod crash;
 mod dashboard;
+mod durability;
 mod eval;
 mod exceptions;
 mod framing;
 mod gate;
 mod limits;
 mod metrics;
+mod network;
 mod ops;
+mod properties;
 mod reads;
 mod security;
 mod sync_e2e;
