@@ -39,6 +39,7 @@ fn context(validation: &ValidationConfig) -> ParseContext<'_> {
     ParseContext {
         validation,
         owners: None,
+        cameras: None,
         received_at: Utc.with_ymd_and_hms(2024, 5, 1, 8, 30, 0).unwrap(),
     }
 }
