@@ -97,11 +97,16 @@ pub fn container_text(data: &[u8]) {
 fn body_item(value: &Value, raw: &str) {
     let validation = ValidationConfig::default();
     match raw_read(value, raw).and_then(|r| Read::interpret(r, &context(&validation))) {
+        // The raw read is always kept, exactly as received.
         Ok(Parsed::Read(read)) => {
             assert_normal(&read.container, raw);
             assert!(!read.content_digest.is_empty());
+            assert_eq!(read.raw, raw, "the raw read is kept as received");
         }
-        Ok(Parsed::Unresolved(u)) => assert!(!u.text.is_empty()),
+        Ok(Parsed::Unresolved(u)) => {
+            assert!(!u.text.is_empty());
+            assert_eq!(u.raw, raw, "the raw read is kept as received");
+        }
         Err(e) => assert!(!e.message.is_empty(), "an error for {raw:?} says nothing"),
     }
 }
