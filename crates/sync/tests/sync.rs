@@ -739,6 +739,16 @@ async fn rest_corrected_passage_reaches_the_centre() {
     corrected_passage(Via::Rest).await;
 }
 
+/// id, direction, lane, truck_plate, iso_type, dwell_secs.
+type GateRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
+
 /// A gate-in and a gate-out reach the centre with their direction, lane,
 /// truck plate, size-type code and, on the out, the dwell time.
 async fn gate_fields(via: Via) {
@@ -769,14 +779,7 @@ async fn gate_fields(via: Via) {
     assert_eq!(gate_out.passage.dwell_secs, Some(5_400));
     let running = Running::start(&local, fast_config(), central.target());
     drained(&local, 20).await;
-    let rows: Vec<(
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<i64>,
-    )> = sqlx::query_as(
+    let rows: Vec<GateRow> = sqlx::query_as(
         "SELECT id::text, direction, lane, truck_plate, iso_type, dwell_secs \
              FROM container_logs ORDER BY captured_at",
     )
