@@ -1,6 +1,6 @@
 //! JSON bodies to domain input.
 //!
-//! A read is deserialised into [`WireRead`], a serde struct shaped like the
+//! A read is deserialised into `WireRead`, a serde struct shaped like the
 //! body, through `serde_path_to_error`, so that a wrong type names its
 //! field ("confidence must be a number from 0 to 1") instead of a line and
 //! column. Unknown fields are accepted and ignored here; they stay in the
