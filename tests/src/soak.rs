@@ -125,6 +125,20 @@ async fn pending(http: &reqwest::Client, base: &str) -> anyhow::Result<i64> {
     s["pending"].as_i64().context("pending in the status")
 }
 
+/// An error with every cause under it, so a failed request says whether
+/// the connection was refused, reset, timed out, or closed by the server
+/// just as the client reused it.
+fn cause_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Runs the soak.
 pub async fn soak(plan: &Soak) -> anyhow::Result<SoakReport> {
     let Some(central) = CentralDb::create().await else {
@@ -227,7 +241,7 @@ pub async fn soak(plan: &Soak) -> anyhow::Result<SoakReport> {
                     let error = match outcome {
                         Ok(r) if r.status().is_success() => None,
                         Ok(r) => Some(format!("HTTP {}", r.status())),
-                        Err(e) => Some(format!("request failed: {e}")),
+                        Err(e) => Some(format!("request failed: {}", cause_chain(&e))),
                     };
                     if let Some(e) = error {
                         *errors.lock().unwrap().entry(e).or_insert(0) += 1;
@@ -330,4 +344,30 @@ pub async fn soak(plan: &Soak) -> anyhow::Result<SoakReport> {
     let status = app.terminate().await;
     ensure!(status.success(), "the server exits 0 on SIGTERM");
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cause_chain_names_every_cause() {
+        let inner = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let outer = std::io::Error::other(Chained("connection closed", inner));
+        assert_eq!(
+            super::cause_chain(&outer),
+            "connection closed: reset by peer"
+        );
+    }
+
+    #[derive(Debug)]
+    struct Chained(&'static str, std::io::Error);
+    impl std::fmt::Display for Chained {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Chained {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.1)
+        }
+    }
 }

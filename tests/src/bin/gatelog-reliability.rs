@@ -109,10 +109,12 @@ async fn main() -> anyhow::Result<()> {
                 .map(|(t, k)| format!("{:.0}s {} KiB", t, k))
                 .collect();
             println!("RSS every 5 min: {}", every_5_min.join(", "));
+            let third = plan.duration.as_secs_f64() / 3.0;
             println!(
-                "RSS slope: first half {:.1} KiB/min, second half {:.1} KiB/min",
-                r.rss_slope_kib_per_min_between(120.0, plan.duration.as_secs_f64() / 2.0),
-                r.rss_slope_kib_per_min_between(plan.duration.as_secs_f64() / 2.0, f64::MAX)
+                "RSS slope by thirds (after 2 min): {:.1}, {:.1}, {:.1} KiB/min",
+                r.rss_slope_kib_per_min_between(120.0, third),
+                r.rss_slope_kib_per_min_between(third, 2.0 * third),
+                r.rss_slope_kib_per_min_between(2.0 * third, f64::MAX)
             );
             let p99: Vec<String> = r
                 .p99_ms_by_minute
