@@ -58,6 +58,9 @@ pub struct SoakReport {
     pub p99_ms_by_minute: Vec<f64>,
     /// RSS samples: (seconds into the run, KiB).
     pub rss_kib: Vec<(f64, u64)>,
+    /// The anonymous part of each RSS sample (the heap; the rest is the
+    /// binary's own pages, mapped in as code first runs).
+    pub rss_anon_kib: Vec<(f64, u64)>,
     pub outages: Vec<Outage>,
     /// Passages in the store and centrally at the end.
     pub passages: usize,
@@ -73,25 +76,35 @@ impl SoakReport {
     /// The slope as [`SoakReport::rss_slope_kib_per_min`] gives it, over
     /// the samples from `from_secs` to `to_secs`.
     pub fn rss_slope_kib_per_min_between(&self, from_secs: f64, to_secs: f64) -> f64 {
-        let pts: Vec<(f64, f64)> = self
-            .rss_kib
-            .iter()
-            .filter(|(t, _)| *t >= from_secs && *t < to_secs)
-            .map(|(t, k)| (*t / 60.0, *k as f64))
-            .collect();
-        let n = pts.len() as f64;
-        if n < 2.0 {
-            return 0.0;
-        }
-        let mx = pts.iter().map(|p| p.0).sum::<f64>() / n;
-        let my = pts.iter().map(|p| p.1).sum::<f64>() / n;
-        let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-        let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
-        if sxx == 0.0 {
-            0.0
-        } else {
-            sxy / sxx
-        }
+        slope_kib_per_min(&self.rss_kib, from_secs, to_secs)
+    }
+
+    /// The same slope of the anonymous memory alone.
+    pub fn anon_slope_kib_per_min_between(&self, from_secs: f64, to_secs: f64) -> f64 {
+        slope_kib_per_min(&self.rss_anon_kib, from_secs, to_secs)
+    }
+}
+
+/// The least-squares slope of `samples` (seconds, KiB) from `from_secs` to
+/// `to_secs`, in KiB per minute.
+fn slope_kib_per_min(samples: &[(f64, u64)], from_secs: f64, to_secs: f64) -> f64 {
+    let pts: Vec<(f64, f64)> = samples
+        .iter()
+        .filter(|(t, _)| *t >= from_secs && *t < to_secs)
+        .map(|(t, k)| (*t / 60.0, *k as f64))
+        .collect();
+    let n = pts.len() as f64;
+    if n < 2.0 {
+        return 0.0;
+    }
+    let mx = pts.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = pts.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    if sxx == 0.0 {
+        0.0
+    } else {
+        sxy / sxx
     }
 }
 
@@ -103,12 +116,13 @@ fn p99(mut ms: Vec<f64>) -> f64 {
     ms[((ms.len() as f64 * 0.99).ceil() as usize).min(ms.len()) - 1]
 }
 
-fn rss_kib(pid: u32) -> u64 {
+/// A `/proc/PID/status` figure in KiB, such as `VmRSS` or `RssAnon`.
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
         })
@@ -265,9 +279,9 @@ pub async fn soak(plan: &Soak) -> anyhow::Result<SoakReport> {
     let mut next_rss = started;
     while Instant::now() < end {
         if Instant::now() >= next_rss {
-            report
-                .rss_kib
-                .push((started.elapsed().as_secs_f64(), rss_kib(pid)));
+            let at = started.elapsed().as_secs_f64();
+            report.rss_kib.push((at, status_kib(pid, "VmRSS")));
+            report.rss_anon_kib.push((at, status_kib(pid, "RssAnon")));
             next_rss += Duration::from_secs(10);
         }
         if Instant::now() >= next_flap && Instant::now() + plan.outage < end {
@@ -307,9 +321,9 @@ pub async fn soak(plan: &Soak) -> anyhow::Result<SoakReport> {
     for t in ws_tasks {
         t.await?;
     }
-    report
-        .rss_kib
-        .push((started.elapsed().as_secs_f64(), rss_kib(pid)));
+    let at = started.elapsed().as_secs_f64();
+    report.rss_kib.push((at, status_kib(pid, "VmRSS")));
+    report.rss_anon_kib.push((at, status_kib(pid, "RssAnon")));
 
     // The end: everything drains and the central copy is exact.
     let db = dir.path().join("gatelog.db");

@@ -357,6 +357,7 @@ pub async fn run(gatelog: &Path, args: &IngestArgs) -> anyhow::Result<()> {
     }
     let options = ServerOptions {
         workers: args.workers,
+        ..ServerOptions::default()
     };
     let server = Server::start(gatelog, &db, &options).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -3,7 +3,11 @@
 //! The bench generates a year of passages (20 owners, 8 cameras) through
 //! the store's writer (bulk import; the writer refreshes the planner's
 //! statistics as it closes), starts `gatelog serve` on the file and queries
-//! `GET /api/v1/logs` over HTTP with random values for each filter.
+//! `GET /api/v1/logs` over HTTP with random values for each filter. Half
+//! the history came through `in` cameras and half through `out` ones;
+//! then a gate-in camera's reads put `--yard` containers in the yard
+//! through the real ingest path, and the bench measures `GET
+//! /api/v1/yard` and `/api/v1/yard/stats` over the same history.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,7 +15,7 @@ use std::time::{Duration, Instant};
 use chrono::{TimeZone, Utc};
 use clap::Args;
 use gatelog_core::passage::SyncState;
-use gatelog_core::{CheckDigit, DedupConfig, Flags, OwnerCode, Passage, SerialNumber};
+use gatelog_core::{CheckDigit, DedupConfig, Direction, Flags, OwnerCode, Passage, SerialNumber};
 use gatelog_local_store::{Store, StoreConfig};
 use gatelog_metrics::Metrics;
 use rand::Rng;
@@ -32,6 +36,10 @@ pub struct SearchArgs {
     /// Queries per filter.
     #[arg(long, default_value_t = 200)]
     pub queries: usize,
+    /// Containers put in the yard through a gate-in camera before the
+    /// yard is measured.
+    #[arg(long, default_value_t = 5_000)]
+    pub yard: usize,
 }
 
 const CAMERAS: usize = 8;
@@ -92,6 +100,7 @@ fn generate(n: usize, offset: usize) -> Vec<Passage> {
                 &OwnerCode::parse(owner).expect("valid"),
                 &SerialNumber::parse(&serial).expect("valid"),
             );
+            let camera = rng.random_range(1..=CAMERAS);
             let t = start
                 + chrono::Duration::seconds(
                     (offset + i) as i64 * year / 1_000_000 + rng.random_range(0..30),
@@ -108,7 +117,7 @@ fn generate(n: usize, offset: usize) -> Vec<Passage> {
                 captured_at: t,
                 last_seen_at: t + chrono::Duration::seconds(rng.random_range(5..60)),
                 seen_count: rng.random_range(3..15),
-                camera_id: Some(format!("gate-cam-{}", rng.random_range(1..=CAMERAS))),
+                camera_id: Some(format!("gate-cam-{camera}")),
                 source_video: None,
                 cropped_image_ref: None,
                 confidence: Some(0.9),
@@ -121,7 +130,12 @@ fn generate(n: usize, offset: usize) -> Vec<Passage> {
                     SyncState::Pending
                 },
                 corrections: Vec::new(),
-                direction: Default::default(),
+                // Odd cameras face in, even ones out.
+                direction: if camera % 2 == 1 {
+                    Direction::In
+                } else {
+                    Direction::Out
+                },
                 lane: None,
                 truck_plate: None,
                 iso_type: None,
@@ -158,7 +172,14 @@ pub async fn run(gatelog: &Path, args: &SearchArgs) -> anyhow::Result<()> {
     generate_store(&db, args.passages).await?;
     println!("generated in {:.1} s\n", t.elapsed().as_secs_f64());
 
-    let server = Server::start(gatelog, &db, &ServerOptions::default()).await?;
+    let options = ServerOptions {
+        env: vec![(
+            "GATELOG_CAMERAS",
+            r#"[{id="yard-in",direction="in",lane="1"}]"#.to_string(),
+        )],
+        ..ServerOptions::default()
+    };
+    let server = Server::start(gatelog, &db, &options).await?;
     let client = reqwest::Client::new();
     let mut rng = rand::rng();
     let base = format!("{}/api/v1/logs", server.base());
@@ -235,7 +256,120 @@ pub async fn run(gatelog: &Path, args: &SearchArgs) -> anyhow::Result<()> {
         ms(lat.quantile(0.99))
     );
     println!("\npage 100 alone: {}", ms(page_100));
+    yard(&server, &client, args).await?;
     println!("server RSS after the queries: {:.1} MiB", server.rss_mib());
     server.stop().await;
+    Ok(())
+}
+
+/// Puts `args.yard` containers in the yard through a gate-in camera (the
+/// real ingest path, which keeps the yard), then measures the yard view
+/// and its statistics over the whole history.
+async fn yard(server: &Server, client: &reqwest::Client, args: &SearchArgs) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let now = Utc::now();
+    // An owner code the history does not use, and gate-in times spread
+    // over the last 60 days, so dwell times differ.
+    let reads: Vec<serde_json::Value> = (0..args.yard)
+        .map(|i| {
+            let serial = format!("{:06}", i * 7 % 1_000_000);
+            let owner = OwnerCode::parse("YRDU").expect("valid");
+            let d = CheckDigit::compute(&owner, &SerialNumber::parse(&serial).expect("valid"));
+            let at = now - chrono::Duration::seconds((i as i64 * 1_037) % (60 * 86_400));
+            serde_json::json!({
+                "container": format!("YRDU{serial}{}", d.value()),
+                "captured_at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "camera_id": "yard-in",
+            })
+        })
+        .collect();
+    for batch in reads.chunks(100) {
+        client
+            .post(format!("{}/api/v1/recognitions", server.base()))
+            .json(&batch)
+            .send()
+            .await?
+            .error_for_status()?;
+    }
+    let base = format!("{}/api/v1/yard", server.base());
+    let (_, first) = timed_get(client, &format!("{base}?limit=1")).await?;
+    let count = first["count"].as_u64().unwrap_or(0) as usize;
+    anyhow::ensure!(
+        count == args.yard,
+        "the yard holds {count} containers, not the {} posted",
+        args.yard
+    );
+    println!(
+        "\nyard: {} containers put in through a gate-in camera in {:.1} s, over {} passages of history\n",
+        count,
+        t.elapsed().as_secs_f64(),
+        args.passages
+    );
+    println!("| yard query | p50 | p99 | mean rows |\n|---|---|---|---|");
+    let mut rng = rand::rng();
+    let queries: Vec<(&str, QueryMaker)> = vec![
+        ("longest stays first (50)", Box::new(|_| String::new())),
+        ("owner", Box::new(|_| "owner=YRDU".to_string())),
+        (
+            "min_dwell_secs (0-60 days)",
+            Box::new(|r| format!("min_dwell_secs={}", r.random_range(0..60 * 86_400))),
+        ),
+        ("1,000 at once", Box::new(|_| "limit=1000".to_string())),
+    ];
+    for (name, make) in &queries {
+        let mut lat = Latencies::new();
+        let mut rows = 0usize;
+        for _ in 0..args.queries {
+            let (took, body) = timed_get(client, &format!("{base}?{}", make(&mut rng))).await?;
+            lat.record(took);
+            rows += body["yard"].as_array().map_or(0, Vec::len);
+        }
+        println!(
+            "| {name} | {} | {} | {:.0} |",
+            ms(lat.quantile(0.5)),
+            ms(lat.quantile(0.99)),
+            rows as f64 / args.queries as f64
+        );
+    }
+    let mut lat = Latencies::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{base}?limit=50&cursor={c}"),
+            None => format!("{base}?limit=50"),
+        };
+        let (took, body) = timed_get(client, &url).await?;
+        lat.record(took);
+        pages += 1;
+        cursor = body["next_cursor"].as_str().map(str::to_string);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    println!(
+        "| keyset pages 1-{pages} (50 rows each) | {} | {} | 50 |",
+        ms(lat.quantile(0.5)),
+        ms(lat.quantile(0.99))
+    );
+    let stats = format!("{}/api/v1/yard/stats", server.base());
+    for (name, q) in [
+        ("stats, default range", ""),
+        (
+            "stats, a year by day",
+            "from=2023-11-14T00:00:00Z&to=2024-11-14T00:00:00Z&bucket=day",
+        ),
+    ] {
+        let mut lat = Latencies::new();
+        for _ in 0..args.queries.min(50) {
+            let (took, _) = timed_get(client, &format!("{stats}?{q}")).await?;
+            lat.record(took);
+        }
+        println!(
+            "| {name} | {} | {} | |",
+            ms(lat.quantile(0.5)),
+            ms(lat.quantile(0.99))
+        );
+    }
     Ok(())
 }

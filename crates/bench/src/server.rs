@@ -57,6 +57,8 @@ pub struct ServerOptions {
     /// HTTP workers (`server.workers`); `None` leaves actix-web's default,
     /// one per CPU.
     pub workers: Option<usize>,
+    /// Further settings as environment variables, such as `GATELOG_CAMERAS`.
+    pub env: Vec<(&'static str, String)>,
 }
 
 /// A `gatelog serve` child process on a free loopback port.
@@ -84,6 +86,7 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
+        cmd.envs(options.env.iter().map(|(k, v)| (k, v)));
         if let Some(w) = options.workers {
             cmd.env("GATELOG_SERVER__WORKERS", w.to_string());
         }

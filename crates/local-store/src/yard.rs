@@ -230,9 +230,14 @@ impl Store {
                 })
             })
             .collect::<Result<_, StoreError>>()?;
+        // `direction <> 'none'` repeats the partial index's own condition:
+        // SQLite uses a partial index only for a WHERE that names it, and
+        // without it a year of movements is counted through the time index,
+        // one table row per passage (2 s at 1M passages, not 0.2 s).
         let counts: Vec<(i64, String, i64)> = sqlx::query_as(
             "SELECT (captured_at - ?1) / ?2 AS b, direction, count(*) FROM passages \
-             WHERE direction IN ('in', 'out') AND captured_at >= ?1 AND captured_at < ?3 \
+             WHERE direction IN ('in', 'out') AND direction <> 'none' \
+             AND captured_at >= ?1 AND captured_at < ?3 \
              GROUP BY b, direction",
         )
         .bind(start)

@@ -116,6 +116,14 @@ async fn main() -> anyhow::Result<()> {
                 r.rss_slope_kib_per_min_between(third, 2.0 * third),
                 r.rss_slope_kib_per_min_between(2.0 * third, f64::MAX)
             );
+            println!(
+                "anonymous memory: first {} KiB, last {} KiB; slope by thirds {:.1}, {:.1}, {:.1} KiB/min",
+                r.rss_anon_kib.first().map_or(0, |s| s.1),
+                r.rss_anon_kib.last().map_or(0, |s| s.1),
+                r.anon_slope_kib_per_min_between(120.0, third),
+                r.anon_slope_kib_per_min_between(third, 2.0 * third),
+                r.anon_slope_kib_per_min_between(2.0 * third, f64::MAX)
+            );
             let p99: Vec<String> = r
                 .p99_ms_by_minute
                 .iter()
