@@ -567,7 +567,15 @@ pub mod schema {
         pub exceptions: Vec<()>,
         pub next_cursor: Option<String>,
         /// Every open item, whatever the filters.
-        pub open: i64,
+        pub open: OpenCounts,
+    }
+
+    /// How many items are open, by kind and in all.
+    #[derive(ToSchema)]
+    pub struct OpenCounts {
+        pub unresolved_reads: i64,
+        pub unverified_passages: i64,
+        pub total: i64,
     }
 
     /// A passage whose number no read has verified, in the queue.
@@ -996,6 +1004,7 @@ pub mod schema {
         "SightingsPage",
         "PassageDetail",
         "ExceptionsPage",
+        "OpenCounts",
         "UnresolvedRead",
         "UnverifiedPassage",
         "Created",
