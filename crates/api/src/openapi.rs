@@ -944,6 +944,7 @@ pub mod schema {
     #[derive(ToSchema)]
     pub struct CorrectionBody {
         /// The whole number with its check digit, such as `CSQU3054383`.
+        #[schema(example = "CSQU3054383")]
         pub container: String,
         /// One line on why, at most 500 bytes.
         pub reason: Option<String>,
@@ -953,6 +954,7 @@ pub mod schema {
     #[derive(ToSchema)]
     pub struct ResolveBody {
         /// The whole number with its check digit, such as `CSQU3054383`.
+        #[schema(example = "CSQU3054383")]
         pub container: String,
     }
 

@@ -28,6 +28,7 @@ pub struct WireRead {
     /// the same content replays the first answer.
     id: Option<String>,
     /// The whole number, such as `MSCU1234566`; or `owner` and `number`.
+    #[schema(example = "MSCU1234566")]
     container: Option<String>,
     /// `owner`, or the seed's `container_owner`; `owner` wins when both
     /// are given.
