@@ -7,8 +7,9 @@
 //! below is a read: deny by default.
 //! - **open**: `/healthz`, `/readyz` and `/metrics`, which probes and
 //!   Prometheus call without a key and which carry no container data and
-//!   no secret; `/api/v1/session`, which checks the key itself; and
-//!   `/login`, the sign-in form.
+//!   no secret; `/api/v1/openapi.json`, the contract, which describes the
+//!   API and carries neither; `/api/v1/session`, which checks the key
+//!   itself; and `/login`, the sign-in form.
 //! - **ingest**: `/api/v1/recognitions`. Needs an ingest key.
 //! - **read**: `GET` and `HEAD` on every other path: the rest of
 //!   `/api/…`, `/ws/…`, `/` and the dashboard's assets. Needs a read key
@@ -128,7 +129,12 @@ pub enum Access {
 /// every other method changes something and needs an operator.
 pub fn classify(method: &Method, path: &str) -> Access {
     match path {
-        "/healthz" | "/readyz" | "/metrics" | "/api/v1/session" | "/login" => Access::Open,
+        "/healthz"
+        | "/readyz"
+        | "/metrics"
+        | crate::openapi::PATH
+        | "/api/v1/session"
+        | "/login" => Access::Open,
         "/api/v1/recognitions" => Access::Ingest,
         p if p.starts_with("/api/v1/recognitions/") => Access::Ingest,
         _ if method == Method::GET || method == Method::HEAD => Access::Read,
@@ -930,6 +936,7 @@ mod tests {
         for (path, access) in [
             ("/healthz", Access::Open),
             ("/metrics", Access::Open),
+            ("/api/v1/openapi.json", Access::Open),
             ("/api/v1/session", Access::Open),
             ("/login", Access::Open),
             ("/api/v1/recognitions", Access::Ingest),

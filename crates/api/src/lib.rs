@@ -17,6 +17,8 @@
 //! - [`wire`]: JSON bodies to [`gatelog_core::RawRead`], naming the field
 //!   of any type error.
 //! - [`routes`]: one module per resource.
+//! - [`openapi`]: the OpenAPI 3.1 contract, gathered from the handlers'
+//!   attributes and served at `GET /api/v1/openapi.json`.
 //! - [`broadcast`]: the broadcaster actor that fans committed writes out
 //!   to WebSocket clients without ever waiting for one.
 //! - [`ws_limit`]: the caps on live WebSocket connections, per key and in
@@ -29,6 +31,7 @@ pub mod broadcast;
 pub mod config;
 pub mod cors;
 pub mod error;
+pub mod openapi;
 pub mod query;
 pub mod routes;
 pub mod server;

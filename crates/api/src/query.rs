@@ -81,8 +81,9 @@ fn shown(name: &str) -> String {
 }
 
 /// The parameters of a route that takes none.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct NoParams {}
 
 /// A value read from a parameter's text. The error is a phrase that reads
@@ -290,6 +291,47 @@ impl FromParam for Plate {
     }
 }
 
+/// The schemas of parameter values, for the published contract
+/// ([`crate::openapi`]); a field names one with `#[param(schema_with =
+/// …)]`. Each lists what its [`FromParam`] accepts, and a unit test parses
+/// every listed value.
+pub mod doc {
+    use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+
+    fn one_of(values: &[&str]) -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(values.iter().copied()))
+            .build()
+    }
+
+    pub const ORDERS: [&str; 2] = ["desc", "asc"];
+    pub const SYNCS: [&str; 2] = ["pending", "synced"];
+    pub const BUCKETS: [&str; 2] = ["hour", "day"];
+    pub const CHECKS: [&str; 2] = ["ok", "bad"];
+    pub const DIRECTIONS: [&str; 2] = ["in", "out"];
+    pub const FORMATS: [&str; 3] = ["csv", "jsonl", "ndjson"];
+
+    pub fn order() -> Object {
+        one_of(&ORDERS)
+    }
+    pub fn sync() -> Object {
+        one_of(&SYNCS)
+    }
+    pub fn bucket() -> Object {
+        one_of(&BUCKETS)
+    }
+    pub fn check() -> Object {
+        one_of(&CHECKS)
+    }
+    pub fn direction() -> Object {
+        one_of(&DIRECTIONS)
+    }
+    pub fn format() -> Object {
+        one_of(&FORMATS)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,6 +384,28 @@ mod tests {
                 "unknown parameter \"x\"; this route takes no parameters"
             )
         );
+    }
+
+    #[test]
+    fn every_documented_value_parses() {
+        for v in doc::ORDERS {
+            Order::from_param(v).unwrap();
+        }
+        for v in doc::SYNCS {
+            SyncFilter::from_param(v).unwrap();
+        }
+        for v in doc::BUCKETS {
+            Bucket::from_param(v).unwrap();
+        }
+        for v in doc::CHECKS {
+            Check::from_param(v).unwrap();
+        }
+        for v in doc::DIRECTIONS {
+            gatelog_core::Direction::from_param(v).unwrap();
+        }
+        for v in doc::FORMATS {
+            ExportFormat::from_param(v).unwrap();
+        }
     }
 
     #[test]

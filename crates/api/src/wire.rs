@@ -10,6 +10,8 @@ use gatelog_core::read::CheckDigitInput;
 use gatelog_core::{Field, FieldError, RawRead};
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::ToSchema;
 
 /// The most items one POST may carry.
 pub const MAX_BATCH: usize = 1000;
@@ -17,25 +19,57 @@ pub const MAX_BATCH: usize = 1000;
 /// One read as the body spells it. Each value is optional here; which
 /// combinations make a read is the domain's decision
 /// ([`gatelog_core::Read::interpret`]).
-#[derive(Debug, Deserialize)]
-struct WireRead {
+///
+/// It is also the published schema of one read (`Recognition` in
+/// [`crate::openapi`]); other fields are allowed and kept in `raw`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct WireRead {
+    /// The client's id for the read, an idempotency key: the same id with
+    /// the same content replays the first answer.
     id: Option<String>,
+    /// The whole number, such as `MSCU1234566`; or `owner` and `number`.
+    #[schema(example = "MSCU1234566")]
     container: Option<String>,
     /// `owner`, or the seed's `container_owner`; `owner` wins when both
     /// are given.
     owner: Option<String>,
     container_owner: Option<String>,
     /// `number`, or the seed's `container_number`, likewise.
+    #[schema(schema_with = serial)]
     number: Option<WireSerial>,
+    #[schema(schema_with = serial)]
     container_number: Option<WireSerial>,
+    /// A digit, as a number or a one-character string.
+    #[schema(schema_with = check_digit)]
     check_digit: Option<WireCheckDigit>,
+    /// When the camera saw it (RFC 3339); the receive time when absent.
     captured_at: Option<String>,
     camera_id: Option<String>,
     source_video: Option<String>,
     cropped_image_ref: Option<String>,
+    /// From 0 to 1.
     confidence: Option<f64>,
     truck_plate: Option<String>,
+    /// The ISO 6346 size-type code, such as `22G1`.
     iso_type: Option<String>,
+}
+
+/// A serial as a string, or as an integer (leading zeros restored).
+fn serial() -> Schema {
+    one_of_or_null([Type::String, Type::Integer])
+}
+
+/// A check digit as a number or a string.
+fn check_digit() -> Schema {
+    one_of_or_null([Type::String, Type::Number])
+}
+
+fn one_of_or_null(types: [Type; 2]) -> Schema {
+    let mut any = OneOfBuilder::new();
+    for t in types.into_iter().chain([Type::Null]) {
+        any = any.item(ObjectBuilder::new().schema_type(t));
+    }
+    any.build().into()
 }
 
 /// The serial, as a string or, from some modules, as an integer, which

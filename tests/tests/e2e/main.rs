@@ -7,6 +7,7 @@
 
 mod api;
 mod browser;
+mod contract;
 mod crash;
 mod dashboard;
 mod durability;

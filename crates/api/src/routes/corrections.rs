@@ -21,12 +21,35 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::auth::Principal;
+use crate::openapi::schema;
 use crate::{ApiError, AppState};
 
 /// The largest correction body read: a number and one line of reason.
 const MAX_BODY: usize = 4096;
 
 /// `PATCH /api/v1/logs/{id}`.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/logs/{id}",
+    tag = "passages",
+    params(("id" = Uuid, Path, description = "The passage's id.")),
+    request_body(content = schema::CorrectionBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The number was corrected (`corrected`), or the passage \
+            held it already (`unchanged`).", body = schema::CorrectedOrUnchanged),
+        (status = 400, description = "The id is not a UUID (`bad_parameter`), the body has \
+            another field (`bad_parameter`, naming it) or is not JSON (`malformed_json`).",
+            body = schema::Error),
+        (status = 404, description = "No passage has this id (`not_found`).", body = schema::Error),
+        (status = 413, description = "The body is larger than 4,096 bytes (`body_too_large`).",
+            body = schema::Error),
+        (status = 422, description = "The body is not an object, the number is not a valid \
+            ISO 6346 number, or the reason is too long (`validation_failed`, naming the field).",
+            body = schema::Error),
+        (status = 503, description = "The local store is unavailable (`store_unavailable`); \
+            `Retry-After` says when to retry.", body = schema::Error),
+    )
+)]
 pub async fn patch(
     req: HttpRequest,
     path: web::Path<String>,

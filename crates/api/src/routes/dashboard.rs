@@ -17,6 +17,7 @@ use std::path::{Component, Path, PathBuf};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use crate::openapi::schema;
 use crate::{ApiError, AppState};
 
 const INDEX_HTML: &str = include_str!("../../../../dashboards/web/index.html");
@@ -35,6 +36,13 @@ const MAX_IMAGE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The page. Two facts it cannot learn without a failing request are
 /// written into it: whether sync status exists and whether images do.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "dashboard",
+    responses((status = 200, description = "The dashboard page.", content_type = "text/html",
+        body = String))
+)]
 pub async fn index(state: web::Data<AppState>) -> HttpResponse {
     let html = INDEX_HTML
         .replace(
@@ -60,6 +68,14 @@ pub async fn index(state: web::Data<AppState>) -> HttpResponse {
         .body(html)
 }
 
+/// The dashboard's script.
+#[utoipa::path(
+    get,
+    path = "/app.js",
+    tag = "dashboard",
+    responses((status = 200, description = "The dashboard's script.",
+        content_type = "text/javascript", body = String))
+)]
 pub async fn script() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/javascript; charset=utf-8")
@@ -67,6 +83,14 @@ pub async fn script() -> HttpResponse {
         .body(APP_JS)
 }
 
+/// The dashboard's style sheet.
+#[utoipa::path(
+    get,
+    path = "/style.css",
+    tag = "dashboard",
+    responses((status = 200, description = "The dashboard's style sheet.",
+        content_type = "text/css", body = String))
+)]
 pub async fn style() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/css; charset=utf-8")
@@ -74,13 +98,32 @@ pub async fn style() -> HttpResponse {
         .body(STYLE_CSS)
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ImageQuery {
+    /// A path relative to `server.image_dir`, or an absolute path inside it.
     #[serde(rename = "ref")]
+    #[param(min_length = 1, max_length = 1024)]
     reference: String,
 }
 
+/// `GET /images?ref=…`: one cropped image.
+#[utoipa::path(
+    get,
+    path = "/images",
+    tag = "dashboard",
+    params(ImageQuery),
+    responses(
+        (status = 200, description = "The image.", content(
+            ("image/jpeg"), ("image/png"), ("image/webp"), ("image/gif"), ("image/svg+xml")
+        )),
+        (status = 400, description = "`ref` is missing or repeated, or another parameter was \
+            given (`bad_parameter`).", body = schema::Error),
+        (status = 404, description = "No image: no image folder is configured, or the ref \
+            names no image file inside it (`not_found`).", body = schema::Error),
+    )
+)]
 pub async fn image(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let not_found = || ApiError::NotFound("no such image".into());
     // Whatever is wrong with the query, the answer names `ref`, the one

@@ -29,6 +29,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::Principal;
+use crate::openapi::schema;
 use crate::query::{self, param, FromParam, Id, Limit};
 use crate::routes::corrections::{body_object, container_field, no_other_fields};
 use crate::{ApiError, AppState};
@@ -67,6 +68,20 @@ impl<'a> From<&'a Exception> for Item<'a> {
 }
 
 /// `GET /api/v1/exceptions`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/exceptions",
+    tag = "exceptions",
+    params(ExceptionQuery),
+    responses(
+        (status = 200, description = "One page of open items, and how many are open in all.",
+            body = schema::ExceptionsPage),
+        (status = 400, description = "A parameter is unknown, repeated or malformed \
+            (`bad_parameter`, naming it).", body = schema::Error),
+        (status = 503, description = "The local store is unavailable (`store_unavailable`); \
+            `Retry-After` says when to retry.", body = schema::Error),
+    )
+)]
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let filter = parse_filter(req.query_string())?;
     let page = state.store.exceptions(&filter).await?;
@@ -80,6 +95,30 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 }
 
 /// `POST /api/v1/exceptions/{id}/resolve`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/exceptions/{id}/resolve",
+    tag = "exceptions",
+    params(("id" = Uuid, Path, description = "The queued read's id.")),
+    request_body(content = schema::ResolveBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The read became a sighting (`resolved`).",
+            body = schema::ResolvedRead),
+        (status = 400, description = "The id is not a UUID (`bad_parameter`), the body has \
+            another field (`bad_parameter`, naming it) or is not JSON (`malformed_json`).",
+            body = schema::Error),
+        (status = 404, description = "No queued read has this id (`not_found`).",
+            body = schema::Error),
+        (status = 409, description = "The read was resolved before (`already_resolved`); \
+            nothing is written.", body = schema::Error),
+        (status = 413, description = "The body is larger than 4,096 bytes (`body_too_large`).",
+            body = schema::Error),
+        (status = 422, description = "The body is not an object, or the number is not a valid \
+            ISO 6346 number (`validation_failed`, naming `container`).", body = schema::Error),
+        (status = 503, description = "The local store is unavailable (`store_unavailable`); \
+            `Retry-After` says when to retry.", body = schema::Error),
+    )
+)]
 pub async fn resolve(
     req: HttpRequest,
     path: web::Path<String>,
@@ -118,25 +157,52 @@ pub async fn resolve(
 }
 
 /// The parameters of `GET /api/v1/exceptions`.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ExceptionQuery {
+    /// Only this kind of item.
     #[serde(default, deserialize_with = "param")]
+    #[param(schema_with = kinds)]
     kind: Option<ExceptionKind>,
+    /// Captured at or after this time (RFC 3339).
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<DateTime<Utc>>)]
     from: Option<DateTime<Utc>>,
+    /// Captured at or before this time (RFC 3339); not before `from`.
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<DateTime<Utc>>)]
     to: Option<DateTime<Utc>>,
+    /// A camera id.
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<String>, min_length = 1, max_length = 256)]
     camera: Option<Id>,
+    /// A site id.
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<String>, min_length = 1, max_length = 256)]
     site: Option<Id>,
+    /// Items a page, 1 to 1,000 (default 50).
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<Limit<1000>>,
+    /// The `next_cursor` of the page before, as it was given.
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<String>)]
     cursor: Option<Cursor>,
+    /// Newest first (`desc`, the default) or oldest first.
     #[serde(default, deserialize_with = "param")]
+    #[param(schema_with = query::doc::order)]
     order: Option<Order>,
+}
+
+/// The kinds `kind` takes, as [`ExceptionKind`]'s parser reads them.
+const KINDS: [&str; 2] = ["unresolved_read", "unverified_passage"];
+
+fn kinds() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(KINDS))
+        .build()
 }
 
 impl FromParam for ExceptionKind {
@@ -196,6 +262,13 @@ mod tests {
             ("limit=1&limit=2", "limit"),
         ] {
             assert_eq!(param_of(q), p, "{q}");
+        }
+    }
+
+    #[test]
+    fn every_documented_kind_parses() {
+        for k in KINDS {
+            ExceptionKind::from_param(k).unwrap();
         }
     }
 

@@ -13,10 +13,30 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::stream;
 use gatelog_local_store::export::{ExportFormat, Exporter};
 
+use crate::openapi::schema;
 use crate::query;
 use crate::routes::logs::LogsQuery;
 use crate::{ApiError, AppState};
 
+/// `GET /api/v1/logs/export`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/logs/export",
+    tag = "passages",
+    params(LogsQuery),
+    responses(
+        (status = 200, description = "Every matching passage, streamed. An error after the \
+            first byte cuts the stream short.", content(
+            (String = "text/csv"),
+            (String = "application/x-ndjson")
+        )),
+        (status = 400, description = "`format` is missing, `limit` or `cursor` was given, or \
+            a parameter is unknown, repeated or malformed (`bad_parameter`, naming it).",
+            body = schema::Error),
+        (status = 503, description = "The local store is unavailable (`store_unavailable`); \
+            `Retry-After` says when to retry.", body = schema::Error),
+    )
+)]
 pub async fn export(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -5,17 +5,34 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use crate::openapi::schema;
 use crate::{ApiError, AppState};
 
 /// How long readiness waits for the writer before it says no.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The process is up and serving HTTP.
+#[utoipa::path(
+    method(get, head),
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "Up.", body = schema::StatusOk))
+)]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 /// The store can take writes: the writer runs and can take the write lock.
+#[utoipa::path(
+    method(get, head),
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The store takes writes.", body = schema::Ready),
+        (status = 503, description = "The store cannot take writes now (`store_unavailable`).",
+            body = schema::Error),
+    )
+)]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     match tokio::time::timeout(PROBE_TIMEOUT, state.store.writer().probe()).await {
         Ok(Ok(())) => Ok(HttpResponse::Ok().json(json!({"status": "ready"}))),
@@ -27,6 +44,14 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     }
 }
 
+/// The Prometheus metrics.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus' text format, version 0.0.4.",
+        content_type = "text/plain", body = String))
+)]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

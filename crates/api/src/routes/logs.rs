@@ -16,8 +16,10 @@ use gatelog_local_store::export::ExportFormat;
 use gatelog_local_store::{Cursor, LogFilter, Order, SyncFilter};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
+use crate::openapi::schema;
 use crate::query::{self, param, Check, Fragment, Id, Limit, NoParams, OwnerFilter, Plate, Serial};
 use crate::{ApiError, AppState};
 use gatelog_core::Direction;
@@ -44,41 +46,76 @@ pub const PARAMS: [&str; 15] = [
 
 /// The parameters of `GET /api/v1/logs`, and of the export, which takes
 /// the same filters and `format` instead of `limit` and `cursor`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct LogsQuery {
+    /// An owner code with its category letter (`MSCU`), or three letters
+    /// of owner, a prefix of the number.
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<String>, pattern = "^[A-Za-z]{3,4}$")]
     owner: Option<OwnerFilter>,
+    /// The six-digit serial.
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<String>, pattern = "^[0-9]{6}$")]
     number: Option<Serial>,
+    /// A prefix of the container number: 1 to 11 letters or digits
+    /// (separators `-`, `.`, `/` and spaces are dropped).
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<String>, pattern = "^[A-Za-z0-9]{1,11}$")]
     container: Option<Fragment<11>>,
+    /// Any part of the container number: 1 to 11 letters or digits.
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<String>, pattern = "^[A-Za-z0-9]{1,11}$")]
     q: Option<Fragment<11>>,
+    /// Captured at or after this time (RFC 3339).
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<DateTime<Utc>>)]
     from: Option<DateTime<Utc>>,
+    /// Captured at or before this time (RFC 3339); not before `from`.
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<DateTime<Utc>>)]
     to: Option<DateTime<Utc>>,
+    /// A camera id.
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<String>, min_length = 1, max_length = 256)]
     camera: Option<Id>,
+    /// A site id.
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<String>, min_length = 1, max_length = 256)]
     site: Option<Id>,
+    /// Passages whose check digit passed (`ok`) or was flagged (`bad`).
     #[serde(default, deserialize_with = "param")]
+    #[param(schema_with = query::doc::check)]
     check: Option<Check>,
+    /// Passages the central database has (`synced`) or not yet (`pending`).
     #[serde(default, deserialize_with = "param")]
+    #[param(schema_with = query::doc::sync)]
     sync: Option<SyncFilter>,
+    /// Gate-ins or gate-outs.
     #[serde(default, deserialize_with = "param")]
+    #[param(schema_with = query::doc::direction)]
     direction: Option<Direction>,
+    /// A truck's licence plate, 1 to 32 characters.
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<String>, min_length = 1, max_length = 32)]
     truck_plate: Option<Plate>,
+    /// Passages a page, 1 to 1,000 (default 50). The export refuses it.
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<Limit<1000>>,
+    /// The `next_cursor` of the page before, as it was given. The export
+    /// refuses it.
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<String>)]
     cursor: Option<Cursor>,
+    /// Newest first (`desc`, the default) or oldest first.
     #[serde(default, deserialize_with = "param")]
+    #[param(schema_with = query::doc::order)]
     order: Option<Order>,
-    /// Only the export takes it.
+    /// The export's format, which it requires; the listing refuses it.
     #[serde(default, deserialize_with = "param")]
+    #[param(schema_with = query::doc::format)]
     format: Option<ExportFormat>,
 }
 
@@ -149,6 +186,20 @@ impl LogsQuery {
     }
 }
 
+/// `GET /api/v1/logs`: one page of passages, newest first by default.
+#[utoipa::path(
+    get,
+    path = "/api/v1/logs",
+    tag = "passages",
+    params(LogsQuery),
+    responses(
+        (status = 200, description = "One page of passages.", body = schema::LogsPage),
+        (status = 400, description = "A parameter is unknown, repeated or malformed \
+            (`bad_parameter`, naming it).", body = schema::Error),
+        (status = 503, description = "The local store is unavailable (`store_unavailable`); \
+            `Retry-After` says when to retry.", body = schema::Error),
+    )
+)]
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let filter = parse_filter(req.query_string())?;
     let page = state.store.search(&filter).await?;
@@ -163,17 +214,38 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 pub const SIGHTINGS_PAGE: u32 = 100;
 /// The parameters of `GET /api/v1/logs/{id}/sightings`: at most 1,000
 /// sightings a page.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct SightingsQuery {
+    /// Sightings a page, 1 to 1,000 (default 100).
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<Limit<1000>>,
+    /// The `next_cursor` (or the detail's `sightings_next_cursor`) as it
+    /// was given.
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<String>)]
     cursor: Option<Cursor>,
 }
 
 /// `GET /api/v1/logs/{id}`: the passage, its first page of sightings and
 /// where the next page starts (`null` when that was all of them).
+#[utoipa::path(
+    get,
+    path = "/api/v1/logs/{id}",
+    tag = "passages",
+    params(("id" = Uuid, Path, description = "The passage's id."), NoParams),
+    responses(
+        (status = 200, description = "The passage and its first page of sightings.",
+            body = schema::PassageDetail),
+        (status = 400, description = "The id is not a UUID, or a parameter was given \
+            (`bad_parameter`).", body = schema::Error),
+        (status = 404, description = "No passage has this id (`not_found`).", body = schema::Error),
+        (status = 503, description = "The local store is unavailable (`store_unavailable`).",
+            body = schema::Error),
+    )
+)]
 pub async fn get(
     req: HttpRequest,
     path: web::Path<String>,
@@ -216,6 +288,21 @@ struct SightingsPage<'a> {
 
 /// `GET /api/v1/logs/{id}/sightings?limit=&cursor=`: one page of a
 /// passage's sightings in capture order, `{"sightings":[…],"next_cursor":…}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/logs/{id}/sightings",
+    tag = "passages",
+    params(("id" = Uuid, Path, description = "The passage's id."), SightingsQuery),
+    responses(
+        (status = 200, description = "One page of the passage's sightings, in capture order.",
+            body = schema::SightingsPage),
+        (status = 400, description = "The id is not a UUID, or a parameter is unknown, \
+            repeated or malformed (`bad_parameter`).", body = schema::Error),
+        (status = 404, description = "No passage has this id (`not_found`).", body = schema::Error),
+        (status = 503, description = "The local store is unavailable (`store_unavailable`).",
+            body = schema::Error),
+    )
+)]
 pub async fn sightings(
     req: HttpRequest,
     path: web::Path<String>,

@@ -50,6 +50,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::head().to(health::readyz)),
         )
         .service(web::resource("/metrics").route(web::get().to(health::metrics)))
+        .service(web::resource(crate::openapi::PATH).route(web::get().to(crate::openapi::document)))
         .service(web::resource("/api/v1/stats").route(web::get().to(stats::get)))
         .service(web::resource("/api/v1/yard").route(web::get().to(yard::list)))
         .service(web::resource("/api/v1/yard/stats").route(web::get().to(yard::stats)))

@@ -22,9 +22,38 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::error::item_error;
+use crate::openapi::schema;
 use crate::wire::{raw_read, MAX_BATCH};
 use crate::{ApiError, AppState};
 
+/// `POST /api/v1/recognitions`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/recognitions",
+    tag = "recognitions",
+    request_body(content = schema::Recognitions, content_type = "application/json",
+        description = "One read, or a batch of up to 1,000. Fields other than these are \
+            kept in the read's `raw`."),
+    responses(
+        (status = 201, description = "The read opened a new passage (`success`).",
+            body = schema::Created),
+        (status = 200, description = "The read joined a passage (`skipped`), or a batch was \
+            answered item by item, in order.", body = schema::JoinedOrBatch),
+        (status = 202, description = "The number could not be read; the read is kept for an \
+            operator (`queued`).", body = schema::Queued),
+        (status = 400, description = "The body is not JSON (`malformed_json`).",
+            body = schema::Error),
+        (status = 409, description = "The read's `id` was used before for other content \
+            (`id_conflict`).", body = schema::Error),
+        (status = 413, description = "The body is larger than `server.body_limit_bytes` \
+            (`body_too_large`), or one read is larger than a sighting keeps \
+            (`read_too_large`).", body = schema::Error),
+        (status = 422, description = "The read is not valid (`validation_failed`, naming the \
+            field), or a batch holds more than 1,000.", body = schema::Error),
+        (status = 503, description = "The local store cannot take writes \
+            (`store_unavailable`); retry after `Retry-After`.", body = schema::Error),
+    )
+)]
 pub async fn post(
     req: HttpRequest,
     mut payload: web::Payload,

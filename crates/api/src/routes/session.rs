@@ -29,11 +29,46 @@ use cookie::{Cookie, SameSite};
 use serde_json::{json, Value};
 
 use crate::auth::{Principal, SESSION_COOKIE};
+use crate::openapi::schema;
 use crate::{ApiError, AppState};
 
 /// The largest sign-in body read.
 const MAX_BODY: usize = 4096;
 
+/// `POST /api/v1/session`: sign in.
+#[utoipa::path(
+    post,
+    path = "/api/v1/session",
+    tag = "session",
+    request_body(description = "The key as JSON, or from the sign-in form; or none, with \
+        the key in `Authorization: Bearer`.", content(
+        (schema::SignIn = "application/json"),
+        (schema::SignIn = "application/x-www-form-urlencoded")
+    )),
+    responses(
+        (status = 200, description = "Signed in: the `gatelog_session` cookie is set. With no \
+            key configured, nothing needs signing in (`auth: off`).",
+            body = schema::SignInAnswer),
+        (status = 303, description = "The sign-in form was posted: to `/`, with the cookie \
+            when the key was right."),
+        (status = 400, description = "The JSON has no string `key` (`bad_parameter`) or is \
+            not JSON (`malformed_json`).", body = schema::Error),
+        (status = 401, description = "Not a read key or an operator key (`unauthorized`); \
+            the form gets its page again, with the reason.", content(
+            (schema::Error = "application/json"),
+            (String = "text/html")
+        )),
+        (status = 403, description = "Posted from another site's page: its `Origin` or \
+            `Referer` names another origin (`forbidden`).", body = schema::Error),
+        (status = 413, description = "The body is larger than 4,096 bytes (`body_too_large`).",
+            body = schema::Error),
+        (status = 429, description = "This address sent too many wrong keys \
+            (`rate_limited`); `Retry-After` says when to retry.", content(
+            (schema::Error = "application/json"),
+            (String = "text/html")
+        )),
+    )
+)]
 pub async fn create(
     req: HttpRequest,
     body: web::Bytes,
@@ -122,6 +157,13 @@ pub async fn create(
 
 /// `GET /login`: the sign-in form, for browsers sent here without a
 /// session.
+#[utoipa::path(
+    get,
+    path = "/login",
+    tag = "session",
+    responses((status = 200, description = "The sign-in form: no script, nothing loaded \
+        from elsewhere.", content_type = "text/html", body = String))
+)]
 pub async fn login() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
@@ -159,6 +201,13 @@ fn login_page(error: Option<&str>) -> String {
 
 /// Signs out: the session ends on the server, and the browser drops the
 /// cookie.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/session",
+    tag = "session",
+    responses((status = 200, description = "Signed out; the cookie is removed.",
+        body = schema::StatusOk))
+)]
 pub async fn delete(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     state.security.end_session(&req);
     HttpResponse::Ok()

@@ -10,6 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use gatelog_local_store::Bucket;
 use serde::Deserialize;
 
+use crate::openapi::schema;
 use crate::query::{self, param};
 use crate::{ApiError, AppState};
 
@@ -25,14 +26,22 @@ pub(crate) struct Params {
 }
 
 /// The parameters as given.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct StatsQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct StatsQuery {
+    /// The range's start (RFC 3339); by default 24 hours (hourly) or 30
+    /// days (daily) before `to`. At most 744 buckets.
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<DateTime<Utc>>)]
     from: Option<DateTime<Utc>>,
+    /// The range's end (RFC 3339); now by default.
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<DateTime<Utc>>)]
     to: Option<DateTime<Utc>>,
+    /// Whole UTC hours (the default) or days.
     #[serde(default, deserialize_with = "param")]
+    #[param(schema_with = query::doc::bucket)]
     bucket: Option<Bucket>,
 }
 
@@ -60,6 +69,22 @@ pub(crate) fn parse_params(query: &str, now: DateTime<Utc>) -> Result<Params, Ap
     Ok(Params { from, to, bucket })
 }
 
+/// `GET /api/v1/stats`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/stats",
+    tag = "reports",
+    params(StatsQuery),
+    responses(
+        (status = 200, description = "Counts per bucket, empty buckets included.",
+            body = schema::Stats),
+        (status = 400, description = "A parameter is unknown, repeated or malformed, `from` is \
+            after `to`, or the range spans more than 744 buckets (`bad_parameter`, naming it).",
+            body = schema::Error),
+        (status = 503, description = "The local store is unavailable (`store_unavailable`); \
+            `Retry-After` says when to retry.", body = schema::Error),
+    )
+)]
 pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let p = parse_params(req.query_string(), Utc::now())?;
     let stats = state.store.stats(p.from, p.to, p.bucket).await?;

@@ -6,9 +6,22 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use crate::openapi::schema;
 use crate::query::{self, NoParams};
 use crate::{ApiError, AppState};
 
+/// `GET /api/v1/sync/status`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sync/status",
+    tag = "reports",
+    params(NoParams),
+    responses(
+        (status = 200, description = "Where replication stands.", body = schema::SyncStatus),
+        (status = 400, description = "A parameter was given; the route takes none \
+            (`bad_parameter`).", body = schema::Error),
+    )
+)]
 pub async fn status(
     req: HttpRequest,
     state: web::Data<AppState>,

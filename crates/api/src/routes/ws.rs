@@ -40,6 +40,7 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::broadcast::{FrameKind, Subscription};
+use crate::openapi::schema;
 use crate::query::{self, param, FromParam, Limit};
 use crate::ws_limit::WsSlot;
 use crate::{ApiError, AppState};
@@ -69,12 +70,19 @@ struct Params {
 }
 
 /// The parameters as given.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct WsQuery {
+    /// Passages in `initial_data`, 1 to 100 (default 10).
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<Limit<MAX_LIMIT>>,
+    /// A cursor from a `new_log` or `initial_data` frame, or an RFC 3339
+    /// time: `initial_data` then holds every passage captured after it, up
+    /// to 1,000.
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<String>)]
     since: Option<Since>,
 }
 
@@ -108,6 +116,23 @@ impl FromParam for Since {
     }
 }
 
+/// `GET /ws/logs`: the WebSocket handshake.
+#[utoipa::path(
+    get,
+    path = "/ws/logs",
+    tag = "live",
+    params(WsQuery),
+    responses(
+        (status = 101, description = "Switched to WebSocket: `initial_data`, then `new_log`, \
+            `corrected`, `resolved`, `sync_status`, `error` and `resync` frames as JSON text."),
+        (status = 400, description = "Not a WebSocket handshake (`bad_handshake`, naming the \
+            header), or a parameter is unknown, repeated or malformed (`bad_parameter`).",
+            body = schema::Error),
+        (status = 503, description = "Over a cap on live connections (`too_many_connections`, \
+            naming it; `Retry-After`), or the store is unavailable (`store_unavailable`).",
+            body = schema::Error),
+    )
+)]
 pub async fn logs(
     req: HttpRequest,
     body: web::Payload,

@@ -10,21 +10,31 @@ use chrono::Utc;
 use gatelog_local_store::{Cursor, YardFilter};
 use serde::Deserialize;
 
+use crate::openapi::schema;
 use crate::query::{self, param, FromParam, Limit};
 use crate::routes::stats::parse_params;
 use crate::{ApiError, AppState};
 
 /// The parameters of `GET /api/v1/yard`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct YardQuery {
+    /// An owner code with its category letter, such as `MSCU`.
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<String>, pattern = "^[A-Za-z]{4}$")]
     owner: Option<Owner>,
+    /// Only containers in the yard at least this many seconds.
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<i64>, minimum = 0)]
     min_dwell_secs: Option<Seconds>,
+    /// Containers a page, 1 to 1,000 (default 50).
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<Limit<1000>>,
+    /// The `next_cursor` of the page before, as it was given.
     #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<String>)]
     cursor: Option<Cursor>,
 }
 
@@ -72,12 +82,43 @@ fn parse_filter(q: &str) -> Result<YardFilter, ApiError> {
     })
 }
 
+/// `GET /api/v1/yard`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/yard",
+    tag = "reports",
+    params(YardQuery),
+    responses(
+        (status = 200, description = "The containers in the yard, longest stays first.",
+            body = schema::YardPage),
+        (status = 400, description = "A parameter is unknown, repeated or malformed \
+            (`bad_parameter`, naming it).", body = schema::Error),
+        (status = 503, description = "The local store is unavailable (`store_unavailable`); \
+            `Retry-After` says when to retry.", body = schema::Error),
+    )
+)]
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let filter = parse_filter(req.query_string())?;
     let page = state.store.yard(&filter, Utc::now()).await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
+/// `GET /api/v1/yard/stats`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/yard/stats",
+    tag = "reports",
+    params(crate::routes::stats::StatsQuery),
+    responses(
+        (status = 200, description = "What is in the yard by owner, dwell times, and gate \
+            movements per bucket.", body = schema::YardStats),
+        (status = 400, description = "A parameter is unknown, repeated or malformed, `from` is \
+            after `to`, or the range spans more than 744 buckets (`bad_parameter`, naming it).",
+            body = schema::Error),
+        (status = 503, description = "The local store is unavailable (`store_unavailable`); \
+            `Retry-After` says when to retry.", body = schema::Error),
+    )
+)]
 pub async fn stats(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let now = Utc::now();
     let p = parse_params(req.query_string(), now)?;
