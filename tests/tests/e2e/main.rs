@@ -7,6 +7,7 @@
 
 mod api;
 mod browser;
+mod codeco;
 mod crash;
 mod dashboard;
 mod durability;
