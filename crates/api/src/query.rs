@@ -154,6 +154,35 @@ impl FromParam for OwnerFilter {
     }
 }
 
+/// A comma-separated list of owner filters, such as `MSCU,MEDU`. A
+/// listing takes one; a CODECO export narrows its partner's owners to
+/// several.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerList(pub Vec<OwnerFilter>);
+
+/// The most owners one list may name.
+pub const MAX_OWNERS: usize = 100;
+
+impl FromParam for OwnerList {
+    fn from_param(text: &str) -> Result<Self, String> {
+        let items: Vec<&str> = text.split(',').collect();
+        if items.len() > MAX_OWNERS {
+            return Err(format!("must name at most {MAX_OWNERS} owners"));
+        }
+        items
+            .into_iter()
+            .map(|item| {
+                OwnerFilter::from_param(item).map_err(|_| {
+                    "must be 3 or 4 letters, such as MSCU (a CODECO export also takes a \
+                     comma-separated list, such as MSCU,MEDU)"
+                        .to_string()
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Self)
+    }
+}
+
 /// A six-digit serial.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Serial(pub String);
@@ -257,7 +286,7 @@ impl FromParam for Bucket {
 
 impl FromParam for ExportFormat {
     fn from_param(text: &str) -> Result<Self, String> {
-        ExportFormat::parse(text).ok_or_else(|| "must be csv or jsonl".into())
+        ExportFormat::parse(text).ok_or_else(|| "must be csv, jsonl or codeco".into())
     }
 }
 
@@ -310,7 +339,7 @@ pub mod doc {
     pub const BUCKETS: [&str; 2] = ["hour", "day"];
     pub const CHECKS: [&str; 2] = ["ok", "bad"];
     pub const DIRECTIONS: [&str; 2] = ["in", "out"];
-    pub const FORMATS: [&str; 3] = ["csv", "jsonl", "ndjson"];
+    pub const FORMATS: [&str; 4] = ["csv", "jsonl", "ndjson", "codeco"];
 
     pub fn order() -> Object {
         one_of(&ORDERS)

@@ -31,6 +31,9 @@ pub struct AppState {
     /// The configured cameras (`[[cameras]]`): each read takes its
     /// camera's direction and lane.
     pub cameras: Arc<gatelog_core::gate::Cameras>,
+    /// The CODECO partners (`[[partners]]`) and the site's UN/LOCODE
+    /// (`site.locode`), for `format=codeco` exports.
+    pub codeco: Arc<gatelog_core::codeco::CodecoConfig>,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
     /// The sync actor's handle: its status, and retries on request.

@@ -5,6 +5,8 @@
 //! and no actors, so every rule here can be tested as a pure function.
 //!
 //! # Layout
+//! - [`codeco`]: CODECO gate reports to shipping lines: partners, the
+//!   site's UN/LOCODE and the EDIFACT writer.
 //! - [`container`]: ISO 6346 container numbers, parsed into
 //!   [`OwnerCode`], [`SerialNumber`] and [`CheckDigit`].
 //! - [`read`]: one OCR read as received ([`RawRead`]) and as accepted
@@ -21,6 +23,7 @@
 //!   read or a passage.
 //! - [`error`]: the one error type, which names the offending field.
 
+pub mod codeco;
 pub mod container;
 pub mod dedup;
 pub mod error;

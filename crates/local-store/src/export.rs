@@ -11,7 +11,14 @@
 //! `@`, tab or carriage return) is prefixed with `'`, because camera ids
 //! and image references come from clients. JSON Lines has one passage
 //! object a line, the same object the API returns.
+//!
+//! CODECO is one EDIFACT interchange, written by
+//! [`gatelog_core::codeco::Writer`]: this module only feeds it the
+//! matching passages in gate-time order and adds the header before the
+//! first page and the trailer after the last. The writer decides which
+//! passages are movements for the partner.
 
+use gatelog_core::codeco;
 use gatelog_core::Passage;
 use serde_json::Value;
 
@@ -50,10 +57,13 @@ pub const CSV_COLUMNS: [&str; 24] = [
     "dwell_secs",
 ];
 
+/// The formats an export is asked for by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
     Csv,
     Jsonl,
+    /// UN/EDIFACT CODECO gate reports, for one partner.
+    Codeco,
 }
 
 impl ExportFormat {
@@ -61,6 +71,7 @@ impl ExportFormat {
         match s {
             "csv" => Some(Self::Csv),
             "jsonl" | "ndjson" => Some(Self::Jsonl),
+            "codeco" => Some(Self::Codeco),
             _ => None,
         }
     }
@@ -69,6 +80,8 @@ impl ExportFormat {
         match self {
             Self::Csv => "text/csv; charset=utf-8",
             Self::Jsonl => "application/x-ndjson",
+            // RFC 1767's type; UNOC is ISO 8859-1.
+            Self::Codeco => "application/edifact; charset=iso-8859-1",
         }
     }
 
@@ -76,8 +89,18 @@ impl ExportFormat {
         match self {
             Self::Csv => "csv",
             Self::Jsonl => "jsonl",
+            Self::Codeco => "edi",
         }
     }
+}
+
+/// How an export writes its passages.
+#[derive(Debug)]
+pub enum Encoding {
+    Csv,
+    Jsonl,
+    /// One CODECO interchange, written by its writer.
+    Codeco(Box<codeco::Writer>),
 }
 
 /// One piece of an export.
@@ -92,50 +115,77 @@ pub struct Chunk {
 pub struct Exporter {
     store: Store,
     filter: LogFilter,
-    format: ExportFormat,
+    encoding: Encoding,
     started: bool,
     done: bool,
 }
 
 impl Exporter {
     /// `filter.limit` and `filter.cursor` are ignored: an export covers
-    /// every match, in `filter.order`.
-    pub fn new(store: Store, mut filter: LogFilter, format: ExportFormat) -> Self {
+    /// every match, in `filter.order`. A CODECO export always runs in
+    /// gate-time order, oldest first, and asks the store only for its
+    /// partner's owner when there is just one.
+    pub fn new(store: Store, mut filter: LogFilter, encoding: Encoding) -> Self {
         filter.limit = PAGE;
         filter.cursor = None;
+        if let Encoding::Codeco(w) = &encoding {
+            filter.order = crate::Order::Asc;
+            if let [only] = w.owners() {
+                filter.owner = Some(only.as_str().to_string());
+            }
+        }
         Self {
             store,
             filter,
-            format,
+            encoding,
             started: false,
             done: false,
         }
     }
 
     /// The next chunk, or `None` when the export is complete. The first
-    /// chunk of a CSV export starts with the header row.
+    /// chunk of a CSV export starts with the header row; a CODECO export
+    /// starts with its interchange header and ends with its trailer.
     pub async fn next_chunk(&mut self) -> Result<Option<Chunk>, StoreError> {
-        if self.done {
-            return Ok(None);
-        }
         let mut chunk = Chunk::default();
         if !self.started {
             self.started = true;
-            if self.format == ExportFormat::Csv {
-                chunk
-                    .bytes
-                    .extend_from_slice(CSV_COLUMNS.join(",").as_bytes());
-                chunk.bytes.extend_from_slice(b"\r\n");
+            match &self.encoding {
+                Encoding::Csv => {
+                    chunk
+                        .bytes
+                        .extend_from_slice(CSV_COLUMNS.join(",").as_bytes());
+                    chunk.bytes.extend_from_slice(b"\r\n");
+                }
+                Encoding::Codeco(w) => w.start(&mut chunk.bytes),
+                Encoding::Jsonl => {}
             }
         }
-        let page = self.store.search(&self.filter).await?;
-        for p in &page.logs {
-            write_passage(self.format, p, &mut chunk.bytes)?;
-        }
-        chunk.rows = page.logs.len();
-        match page.next_cursor {
-            Some(c) => self.filter.cursor = Some(c),
-            None => self.done = true,
+        // A page may hold no movement for a CODECO partner; the walk goes
+        // on until it has something to send or has ended.
+        while !self.done && chunk.rows == 0 {
+            let page = self.store.search(&self.filter).await?;
+            for p in &page.logs {
+                let written = match &mut self.encoding {
+                    Encoding::Csv => {
+                        write_passage(ExportFormat::Csv, p, &mut chunk.bytes).map(|_| true)?
+                    }
+                    Encoding::Jsonl => {
+                        write_passage(ExportFormat::Jsonl, p, &mut chunk.bytes).map(|_| true)?
+                    }
+                    Encoding::Codeco(w) => w.movement(p, &mut chunk.bytes),
+                };
+                chunk.rows += usize::from(written);
+            }
+            match page.next_cursor {
+                Some(c) => self.filter.cursor = Some(c),
+                None => {
+                    self.done = true;
+                    if let Encoding::Codeco(w) = &self.encoding {
+                        w.finish(&mut chunk.bytes);
+                    }
+                }
+            }
         }
         if chunk.bytes.is_empty() {
             return Ok(None);
@@ -152,6 +202,12 @@ pub fn write_passage(
 ) -> Result<(), StoreError> {
     let value = serde_json::to_value(p).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     match format {
+        // A CODECO message needs its interchange; see `Encoding::Codeco`.
+        ExportFormat::Codeco => {
+            return Err(StoreError::Corrupt(
+                "a CODECO message is written by its interchange's writer".into(),
+            ))
+        }
         ExportFormat::Jsonl => {
             serde_json::to_writer(&mut *out, &value)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;

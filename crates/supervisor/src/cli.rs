@@ -51,7 +51,8 @@ pub enum Command {
     Backup(crate::ops::backup::BackupArgs),
     /// Replace the store with a checked backup (gatelog must be stopped).
     Restore(crate::ops::backup::RestoreArgs),
-    /// Write passages as CSV or JSON Lines, with the API's filters.
+    /// Write passages as CSV or JSON Lines, or movements as a CODECO
+    /// interchange for a partner, with the API's filters.
     Export(Box<crate::ops::export::ExportArgs>),
     /// Post a realistic simulated camera feed to a running server, or
     /// write one with the truth beside each read (--labelled FILE).

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use gatelog_api::{LimitsConfig, ServerConfig};
+use gatelog_core::codeco::{CodecoConfig, Locode, PartnerConfig, Partners};
 use gatelog_core::gate::{CameraConfig, Cameras};
 use gatelog_core::recognize::OwnerCodes;
 use gatelog_core::{DedupConfig, ValidationConfig};
@@ -42,6 +43,9 @@ pub struct Config {
     /// `[[cameras]]`: each camera's direction (`in`, `out`, `none`) and
     /// lane. A camera not listed has no direction.
     pub cameras: Vec<CameraConfig>,
+    /// `[[partners]]`: the shipping lines that receive CODECO gate
+    /// reports, each for its own owner codes.
+    pub partners: Vec<PartnerConfig>,
     pub sync: SyncConfig,
     pub supabase: SupabaseSection,
     pub postgres: PostgresSection,
@@ -87,12 +91,17 @@ impl RecognitionConfig {
 pub struct SiteConfig {
     /// Stamped on every passage; part of the dedup key.
     pub id: String,
+    /// The site's UN/LOCODE (such as `KRPUS`), the place of activity in
+    /// CODECO reports. Only a CODECO export needs it, and is refused
+    /// without it.
+    pub locode: Option<String>,
 }
 
 impl Default for SiteConfig {
     fn default() -> Self {
         Self {
             id: "site-1".into(),
+            locode: None,
         }
     }
 }
@@ -271,7 +280,12 @@ const SEED_VARS: [(&str, &str); 3] = [
 fn is_text_key(path: &str) -> bool {
     matches!(
         path,
-        "site.id" | "supabase.url" | "supabase.key" | "supabase.rest_path" | "postgres.url"
+        "site.id"
+            | "site.locode"
+            | "supabase.url"
+            | "supabase.key"
+            | "supabase.rest_path"
+            | "postgres.url"
     ) || path
         .strip_prefix("auth.")
         .is_some_and(|k| k.ends_with("_keys") && !k.contains('.'))
@@ -466,6 +480,7 @@ impl Config {
         }
         self.recognition.owner_codes()?;
         self.camera_map()?;
+        self.codeco()?;
         if self.server.body_limit_bytes < 1024 {
             return Err("bad configuration: server.body_limit_bytes must be at least 1024".into());
         }
@@ -500,6 +515,20 @@ impl Config {
     /// The cameras by id; an error names the entry at fault.
     pub fn camera_map(&self) -> Result<Cameras, String> {
         Cameras::new(&self.cameras).map_err(|e| format!("bad configuration: {e}"))
+    }
+
+    /// The CODECO partners and the site's UN/LOCODE, checked; an error
+    /// names the key at fault.
+    pub fn codeco(&self) -> Result<CodecoConfig, String> {
+        let locode = self
+            .site
+            .locode
+            .as_deref()
+            .map(|l| Locode::parse(l).map_err(|e| format!("bad configuration: site.locode {e}")))
+            .transpose()?;
+        let partners = Partners::new(&self.partners, &self.site.id)
+            .map_err(|e| format!("bad configuration: {e}"))?;
+        Ok(CodecoConfig { partners, locode })
     }
 
     /// The sync target with its settings, checked.

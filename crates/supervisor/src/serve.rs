@@ -165,6 +165,7 @@ impl Application {
                 .map_err(anyhow::Error::msg)?
                 .map(Arc::new),
             cameras: Arc::new(config.camera_map().map_err(anyhow::Error::msg)?),
+            codeco: Arc::new(config.codeco().map_err(anyhow::Error::msg)?),
             body_limit: config.server.body_limit_bytes,
             sync: sync_handle,
             security: crate::ops::security(&config),

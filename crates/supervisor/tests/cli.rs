@@ -275,3 +275,52 @@ fn keys_and_names_from_the_environment_are_taken_as_written() {
     assert_eq!(text.matches("[redacted]").count(), 5, "{text}");
     assert!(!text.contains("4711"), "{text}");
 }
+
+#[test]
+fn partners_and_the_locode_come_from_the_environment_and_are_checked() {
+    let out = gatelog()
+        .arg("config")
+        .env("GATELOG_SITE__LOCODE", "KRPUS")
+        .env(
+            "GATELOG_PARTNERS",
+            r#"[{name="MSC",owners=["MSCU","MEDU"],bgm_in=270}]"#,
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("locode = \"KRPUS\""), "{text}");
+    assert!(text.contains("[[partners]]"), "{text}");
+    assert!(text.contains("bgm_in = 270"), "{text}");
+    // Defaults are shown as they apply.
+    assert!(text.contains("association = \"SMDG20\""), "{text}");
+    assert!(text.contains("bgm_out = 36"), "{text}");
+
+    for (var, value, named) in [
+        ("GATELOG_SITE__LOCODE", "KR-PUS", "site.locode"),
+        (
+            "GATELOG_PARTNERS",
+            r#"[{name="MSC",owners=["M5CU"]}]"#,
+            "partners[0].owners[0]",
+        ),
+        (
+            "GATELOG_PARTNERS",
+            r#"[{name="MSC"}]"#,
+            "partners[0].owners",
+        ),
+        (
+            "GATELOG_PARTNERS",
+            r#"[{name="MSC",owners=["MSCU"],colour="red"}]"#,
+            "colour",
+        ),
+    ] {
+        let out = gatelog().arg("config").env(var, value).output().unwrap();
+        assert!(!out.status.success(), "{var}={value}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(named), "{var}={value}: {err}");
+    }
+}

@@ -7,6 +7,7 @@
 
 mod api;
 mod browser;
+mod codeco;
 mod contract;
 mod crash;
 mod dashboard;

@@ -20,7 +20,9 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::openapi::schema;
-use crate::query::{self, param, Check, Fragment, Id, Limit, NoParams, OwnerFilter, Plate, Serial};
+use crate::query::{
+    self, param, Check, Fragment, Id, Limit, NoParams, OwnerFilter, OwnerList, Plate, Serial,
+};
 use crate::{ApiError, AppState};
 use gatelog_core::Direction;
 
@@ -51,10 +53,11 @@ pub const PARAMS: [&str; 15] = [
 #[into_params(parameter_in = Query)]
 pub struct LogsQuery {
     /// An owner code with its category letter (`MSCU`), or three letters
-    /// of owner, a prefix of the number.
+    /// of owner, a prefix of the number. A CODECO export also takes a
+    /// comma-separated list (`MSCU,MEDU`).
     #[serde(default, deserialize_with = "param")]
-    #[param(value_type = Option<String>, pattern = "^[A-Za-z]{3,4}$")]
-    owner: Option<OwnerFilter>,
+    #[param(value_type = Option<String>, pattern = "^[A-Za-z]{3,4}(,[A-Za-z]{3,4}){0,99}$")]
+    owner: Option<OwnerList>,
     /// The six-digit serial.
     #[serde(default, deserialize_with = "param")]
     #[param(value_type = Option<String>, pattern = "^[0-9]{6}$")]
@@ -117,6 +120,23 @@ pub struct LogsQuery {
     #[serde(default, deserialize_with = "param")]
     #[param(schema_with = query::doc::format)]
     format: Option<ExportFormat>,
+    /// Only a CODECO export takes it: the `[[partners]]` name.
+    #[serde(default, deserialize_with = "param")]
+    #[param(value_type = Option<String>, min_length = 1, max_length = 256)]
+    partner: Option<Id>,
+}
+
+/// What an export is asked for: the format, the filter, and for CODECO
+/// the partner and the owners that narrow its own.
+#[derive(Debug)]
+pub struct ExportRequest {
+    pub format: ExportFormat,
+    pub filter: LogFilter,
+    /// `partner`, CODECO only.
+    pub partner: Option<String>,
+    /// `owner` as a list, CODECO only (the filter carries a single owner
+    /// for the other formats).
+    pub owners: Vec<gatelog_core::codeco::OwnerSelector>,
 }
 
 impl LogsQuery {
@@ -128,12 +148,20 @@ impl LogsQuery {
                 "format applies only to the export, /api/v1/logs/export",
             ));
         }
+        if self.partner.is_some() {
+            return Err(ApiError::bad_param(
+                "partner",
+                "partner applies only to a CODECO export, /api/v1/logs/export?format=codeco",
+            ));
+        }
         self.filter()
     }
 
     /// The format and the filter for an export, which covers every match
-    /// and so takes no `limit` or `cursor`.
-    pub fn export_filter(mut self) -> Result<(ExportFormat, LogFilter), ApiError> {
+    /// and so takes no `limit` or `cursor`. A CODECO export also takes
+    /// `partner` and a list of owners, and runs in gate-time order, so it
+    /// takes no `order`.
+    pub fn export_filter(mut self) -> Result<ExportRequest, ApiError> {
         for (name, given) in [
             ("limit", self.limit.is_some()),
             ("cursor", self.cursor.is_some()),
@@ -145,11 +173,48 @@ impl LogsQuery {
                 ));
             }
         }
-        let format = self
-            .format
+        let format = self.format.take().ok_or_else(|| {
+            ApiError::bad_param("format", "format is required: csv, jsonl or codeco")
+        })?;
+        if format != ExportFormat::Codeco {
+            if self.partner.is_some() {
+                return Err(ApiError::bad_param(
+                    "partner",
+                    "partner applies only to format=codeco",
+                ));
+            }
+            return Ok(ExportRequest {
+                format,
+                filter: self.filter()?,
+                partner: None,
+                owners: Vec::new(),
+            });
+        }
+        if self.order.is_some() {
+            return Err(ApiError::bad_param(
+                "order",
+                "order does not apply to a CODECO export, which is always in gate-time order",
+            ));
+        }
+        let owners = self
+            .owner
             .take()
-            .ok_or_else(|| ApiError::bad_param("format", "format is required: csv or jsonl"))?;
-        Ok((format, self.filter()?))
+            .map(|l| {
+                l.0.into_iter()
+                    .map(|o| match o {
+                        OwnerFilter::Owner(c) => gatelog_core::codeco::OwnerSelector::Code(c),
+                        OwnerFilter::Prefix(p) => gatelog_core::codeco::OwnerSelector::Prefix(p),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let partner = self.partner.take().map(|p| p.0);
+        Ok(ExportRequest {
+            format,
+            filter: self.filter()?,
+            partner,
+            owners,
+        })
     }
 
     /// The filter, whatever route asked.
@@ -159,7 +224,17 @@ impl LogsQuery {
                 return Err(ApiError::bad_param("from", "from must not be after to"));
             }
         }
-        let (owner, prefix) = match self.owner {
+        let owner = match self.owner.map(|l| l.0) {
+            None => None,
+            Some(mut list) if list.len() == 1 => list.pop(),
+            Some(_) => {
+                return Err(ApiError::bad_param(
+                    "owner",
+                    "owner takes one code here; a list is for format=codeco",
+                ))
+            }
+        };
+        let (owner, prefix) = match owner {
             Some(OwnerFilter::Owner(o)) => (Some(o), None),
             Some(OwnerFilter::Prefix(p)) => (None, Some(p)),
             None => (None, None),
@@ -406,6 +481,7 @@ mod tests {
         let mut named: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
         let mut expected = PARAMS.to_vec();
         expected.push("format");
+        expected.push("partner");
         named.sort_unstable();
         expected.sort_unstable();
         assert_eq!(named, expected, "{message}");

@@ -1,14 +1,17 @@
-//! `gatelog export --format csv|jsonl [filters] [--out FILE]`.
+//! `gatelog export --format csv|jsonl|codeco [filters] [--out FILE]`.
 //!
 //! The filters are the API's, checked by the API's own parser, so a filter
 //! means the same on the command line and over HTTP. Rows stream page by
-//! page to FILE or stdout; progress goes to stderr.
+//! page to FILE or stdout; progress goes to stderr. `--format codeco`
+//! writes one CODECO interchange for one partner (`--partner`, required
+//! when more than one is configured), exactly as
+//! `GET /api/v1/logs/export?format=codeco` does.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use gatelog_local_store::export::Exporter;
+use gatelog_local_store::export::{ExportFormat, Exporter};
 use gatelog_metrics::Metrics;
 
 use super::progress::Progress;
@@ -16,13 +19,19 @@ use crate::config::Config;
 
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
-    /// csv (with a header row) or jsonl (one passage object a line).
+    /// csv (with a header row), jsonl (one passage object a line) or
+    /// codeco (one EDIFACT CODECO interchange for a partner).
     #[arg(long)]
     pub format: String,
+    /// codeco: the partner's name (`[[partners]]`); required when more
+    /// than one partner is configured.
+    #[arg(long)]
+    pub partner: Option<String>,
     /// Write here instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Owner code: 3 letters (any category) or 4.
+    /// Owner code: 3 letters (any category) or 4. For codeco, a
+    /// comma-separated list (MSCU,MEDU) that narrows the partner's owners.
     #[arg(long)]
     pub owner: Option<String>,
     /// Six-digit serial.
@@ -50,6 +59,12 @@ pub struct ExportArgs {
     /// pending or synced.
     #[arg(long)]
     pub sync: Option<String>,
+    /// in or out: movements of one direction.
+    #[arg(long)]
+    pub direction: Option<String>,
+    /// One truck's boxes, by its licence plate.
+    #[arg(long)]
+    pub truck_plate: Option<String>,
     /// desc (default) or asc, by capture time.
     #[arg(long)]
     pub order: Option<String>,
@@ -70,6 +85,9 @@ impl ExportArgs {
             ("site", self.site.as_ref()),
             ("check", self.check.as_ref()),
             ("sync", self.sync.as_ref()),
+            ("direction", self.direction.as_ref()),
+            ("truck_plate", self.truck_plate.as_ref()),
+            ("partner", self.partner.as_ref()),
             ("order", self.order.as_ref()),
         ]
         .into_iter()
@@ -81,17 +99,35 @@ impl ExportArgs {
 
 /// `gatelog export`.
 pub async fn run(config: &Config, args: &ExportArgs) -> anyhow::Result<()> {
-    let (format, filter) = gatelog_api::routes::export::parse(&args.query()).map_err(|e| {
+    let refusal = |e: gatelog_api::ApiError| {
         let flag = match &e {
-            gatelog_api::ApiError::BadParameter { param, .. } => format!(" (--{param})"),
+            gatelog_api::ApiError::BadParameter { param, .. } => {
+                format!(" (--{})", param.replace('_', "-"))
+            }
             _ => String::new(),
         };
         anyhow::anyhow!("{e}{flag}")
-    })?;
+    };
+    let request = gatelog_api::routes::export::parse(&args.query()).map_err(refusal)?;
+    let format = request.format;
+    let codeco = config.codeco().map_err(anyhow::Error::msg)?;
+    let (filter, encoding) =
+        gatelog_api::routes::export::encoding(request, &codeco, chrono::Utc::now())
+            .map_err(refusal)?;
     super::require_store(config)?;
     let opened = super::open_store(config, Metrics::new()).await?;
     let store = opened.store;
-    let total = store.count_matching(&filter).await?;
+    // A CODECO export keeps only its partner's movements, which the count
+    // of matching passages would overstate: it shows its progress without
+    // a total.
+    let total = match format {
+        ExportFormat::Codeco => None,
+        _ => Some(store.count_matching(&filter).await? as u64),
+    };
+    let unit = match format {
+        ExportFormat::Codeco => "movements",
+        _ => "passages",
+    };
 
     let (mut out, target): (Box<dyn Write>, String) = match &args.out {
         Some(path) => (
@@ -106,9 +142,9 @@ pub async fn run(config: &Config, args: &ExportArgs) -> anyhow::Result<()> {
             "stdout".into(),
         ),
     };
-    let progress = Progress::new("export", Some(total as u64), "passages");
+    let progress = Progress::new("export", total, unit);
     progress.set_message(format!("to {target}"));
-    let mut exporter = Exporter::new(store.clone(), filter, format);
+    let mut exporter = Exporter::new(store.clone(), filter, encoding);
     let mut rows = 0u64;
     let result: anyhow::Result<()> = async {
         while let Some(chunk) = exporter.next_chunk().await? {
@@ -133,7 +169,7 @@ pub async fn run(config: &Config, args: &ExportArgs) -> anyhow::Result<()> {
     store.close().await;
     match result {
         Ok(()) => {
-            progress.finish(&format!("{rows} passages written to {target}"));
+            progress.finish(&format!("{rows} {unit} written to {target}"));
             Ok(())
         }
         Err(e) => {
