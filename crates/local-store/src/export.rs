@@ -16,7 +16,7 @@ use gatelog_core::Passage;
 use serde_json::Value;
 
 use crate::query::push_filters;
-use crate::{Cursor, LogFilter, Store, StoreError};
+use crate::{Cursor, LogFilter, PassageReader, Store, StoreError};
 
 /// Passages per page.
 const PAGE: u32 = 1000;
@@ -90,7 +90,7 @@ pub struct Chunk {
 
 /// Walks the passages matching a filter, page by page.
 pub struct Exporter {
-    store: Store,
+    reader: Box<dyn PassageReader>,
     filter: LogFilter,
     format: ExportFormat,
     started: bool,
@@ -100,11 +100,13 @@ pub struct Exporter {
 impl Exporter {
     /// `filter.limit` and `filter.cursor` are ignored: an export covers
     /// every match, in `filter.order`.
-    pub fn new(store: Store, mut filter: LogFilter, format: ExportFormat) -> Self {
+    ///
+    /// `reader` is a site's [`Store`] or the head office's reader.
+    pub fn new(reader: impl PassageReader, mut filter: LogFilter, format: ExportFormat) -> Self {
         filter.limit = PAGE;
         filter.cursor = None;
         Self {
-            store,
+            reader: Box::new(reader),
             filter,
             format,
             started: false,
@@ -128,7 +130,7 @@ impl Exporter {
                 chunk.bytes.extend_from_slice(b"\r\n");
             }
         }
-        let page = self.store.search(&self.filter).await?;
+        let page = self.reader.search(&self.filter).await?;
         for p in &page.logs {
             write_passage(self.format, p, &mut chunk.bytes)?;
         }

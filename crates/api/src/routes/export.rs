@@ -22,7 +22,7 @@ pub async fn export(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (format, filter) = parse(req.query_string())?;
-    let exporter = Exporter::new(state.store.clone(), filter, format);
+    let exporter = Exporter::new(state.reader.clone(), filter, format);
     let body = stream::unfold(Some(exporter), |exporter| async move {
         let mut exporter = exporter?;
         match exporter.next_chunk().await {
