@@ -7,6 +7,7 @@
 
 mod api;
 mod browser;
+mod central_serve;
 mod crash;
 mod dashboard;
 mod durability;
