@@ -180,7 +180,10 @@ async fn assert_partitioned_and_guarded(db: &TestDb) {
         [
             "container_logs_guard_site",
             "container_logs_keep_newest",
-            "container_logs_move_passage"
+            "container_logs_move_passage",
+            // The head-office view's live feed (20270201000000_notify.sql),
+            // kept across the upgrade in place.
+            "container_logs_notify"
         ]
     );
     let indexes: Vec<String> = sqlx::query_scalar(

@@ -16,13 +16,13 @@ use sqlx::{Connection, PgConnection};
 use tokio_tungstenite::tungstenite::Message;
 
 /// The real `gatelog central serve` process.
-struct CentralServe {
-    base: String,
+pub(crate) struct CentralServe {
+    pub(crate) base: String,
     _child: tokio::process::Child,
 }
 
 impl CentralServe {
-    async fn start(dir: &std::path::Path, url: &str, env: &[(&str, &str)]) -> Self {
+    pub(crate) async fn start(dir: &std::path::Path, url: &str, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let mut cmd = tokio::process::Command::new(gatelog_bin());
         cmd.args(["central", "serve"])
@@ -362,7 +362,7 @@ async fn db_count(url: &str) -> i64 {
 
 /// Writes one passage straight into the central table, as a site's sync
 /// would, with its `updated_at` `age` seconds ago.
-async fn insert_row(conn: &mut PgConnection, site: &str, number: &str, age: i64) {
+pub(crate) async fn insert_row(conn: &mut PgConnection, site: &str, number: &str, age: i64) {
     sqlx::query(
         "INSERT INTO container_logs (id, site_id, captured_at, container_owner, \
              container_number, check_digit, check_digit_ok, updated_at, last_seen_at) \

@@ -432,11 +432,16 @@ fn push_filters(q: &mut QueryBuilder<'_, Postgres>, filter: &LogFilter) {
     }
     if let Some(c) = filter.cursor {
         and(q);
-        let op = match filter.order {
-            Order::Desc => "<",
-            Order::Asc => ">",
+        let (bound, op) = match filter.order {
+            Order::Desc => ("<=", "<"),
+            Order::Asc => (">=", ">"),
         };
         let at = DateTime::from_timestamp_micros(c.captured_at).unwrap_or_default();
+        // The plain bound lets the time indexes seek to the page (and
+        // prunes partitions); the row value settles ties on the id.
+        q.push(format!("captured_at {bound} "))
+            .push_bind(rfc3339(at))
+            .push("::timestamptz AND ");
         q.push(format!("(captured_at, id) {op} ("))
             .push_bind(rfc3339(at))
             .push("::timestamptz, ")
