@@ -513,3 +513,47 @@ async fn the_live_feed_survives_a_dropped_listener_and_tells_clients_to_resync()
     assert!(delivered, "new passages reach clients after the reconnect");
     conn.close().await.ok();
 }
+
+/// How long a passage takes from a site's answer to a central dashboard:
+/// the site's commit, its sync to PostgreSQL, the trigger's notification,
+/// the head office's fetch and the WebSocket frame. BENCHMARKS.md records
+/// the figures this prints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_commit_reaches_a_central_dashboard_within_two_seconds() {
+    let Some(db) = CentralDb::create().await else {
+        return;
+    };
+    let site_dir = tempfile::tempdir().unwrap();
+    let central_dir = tempfile::tempdir().unwrap();
+    let site = BinaryApp::start(site_dir.path(), &site_env(&db.url, "gate-a")).await;
+    let central = CentralServe::start(central_dir.path(), &db.url, &[]).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(central.ws_url())
+        .await
+        .unwrap();
+    next_of(&mut ws, "initial_data", Duration::from_secs(5)).await;
+
+    const N: u64 = 100;
+    let mut delays = Vec::new();
+    for n in 0..N {
+        let number = container(1000 + n);
+        let status = post(&site, &read(&number, &now_minus(10))).await;
+        assert!(status == 200 || status == 201, "{status}");
+        let acked = Instant::now();
+        loop {
+            let frame = next_of(&mut ws, "new_log", Duration::from_secs(10)).await;
+            if frame["log"]["container"] == json!(number) {
+                break;
+            }
+        }
+        delays.push(acked.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    delays.sort();
+    let at =
+        |q: f64| delays[((delays.len() as f64 * q).ceil() as usize).clamp(1, delays.len()) - 1];
+    let (p50, p99, max) = (at(0.50), at(0.99), delays[delays.len() - 1]);
+    println!(
+        "site commit to central /ws/logs over {N} passages: p50 {p50:?}, p99 {p99:?}, max {max:?}"
+    );
+    assert!(p99 <= Duration::from_secs(2), "p99 {p99:?}");
+}
