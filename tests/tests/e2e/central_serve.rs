@@ -557,3 +557,70 @@ async fn a_site_commit_reaches_a_central_dashboard_within_two_seconds() {
     );
     assert!(p99 <= Duration::from_secs(2), "p99 {p99:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_head_office_takes_the_same_keys_and_refuses_an_open_network_bind() {
+    let Some(db) = CentralDb::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // No keys on a non-loopback address: refused before anything starts.
+    let out = tokio::process::Command::new(gatelog_bin())
+        .args(["central", "serve"])
+        .current_dir(dir.path())
+        .env("DATABASE_URL", &db.url)
+        .env("GATELOG_SERVER__BIND", format!("0.0.0.0:{}", free_port()))
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refusing to serve"), "{stderr}");
+
+    // With keys: a read key reads, no key gets 401, and an operator key,
+    // which may correct at a site, gets `read_only`.
+    let read_key = "central-read-key-0123456789";
+    let operator_key = "central-operator-key-0123456789";
+    let central = CentralServe::start(
+        dir.path(),
+        &db.url,
+        &[
+            ("GATELOG_AUTH__READ_KEYS", read_key),
+            ("GATELOG_AUTH__OPERATOR_KEYS", operator_key),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", central.base);
+    let r = client.get(url("/api/v1/sites")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = client
+        .get(url("/api/v1/sites"))
+        .bearer_auth(read_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = client
+        .post(url("/api/v1/recognitions"))
+        .bearer_auth(operator_key)
+        .json(&read(&container(1), &now_minus(5)))
+        .send()
+        .await
+        .unwrap();
+    // Ingest is for ingest keys, which the head office has none of: auth
+    // answers first.
+    assert_eq!(r.status().as_u16(), 401);
+    let r = client
+        .post(url(
+            "/api/v1/exceptions/00000000-0000-0000-0000-000000000000/resolve",
+        ))
+        .bearer_auth(operator_key)
+        .json(&json!({"container": container(1)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], json!("read_only"), "{body}");
+}
