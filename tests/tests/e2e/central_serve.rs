@@ -360,6 +360,14 @@ async fn db_count(url: &str) -> i64 {
     n
 }
 
+async fn table_exists(conn: &mut PgConnection, name: &str) -> bool {
+    sqlx::query_scalar("SELECT to_regclass('public.' || $1) IS NOT NULL")
+        .bind(name)
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
 /// Writes one passage straight into the central table, as a site's sync
 /// would, with its `updated_at` `age` seconds ago.
 pub(crate) async fn insert_row(conn: &mut PgConnection, site: &str, number: &str, age: i64) {
@@ -379,20 +387,37 @@ pub(crate) async fn insert_row(conn: &mut PgConnection, site: &str, number: &str
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_quiet_site_is_stale_while_others_sync_and_metrics_say_so() {
+async fn a_quiet_site_is_stale_while_others_sync_and_partitions_are_made_ahead() {
     let Some(db) = CentralDb::create().await else {
         return;
     };
     let mut conn = PgConnection::connect(&db.url).await.unwrap();
     insert_row(&mut conn, "gate-busy", &container(1), 5).await;
     insert_row(&mut conn, "gate-quiet", &container(2), 600).await;
+    // Partitions are made ahead by `migrate --central` for three months;
+    // the head office makes them further ahead when told to.
+    let ahead: String = sqlx::query_scalar(
+        "SELECT public.container_logs_partition_name(\
+             (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '5 months')::date)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(!table_exists(&mut conn, &ahead).await, "{ahead} before");
     let dir = tempfile::tempdir().unwrap();
     let central = CentralServe::start(
         dir.path(),
         &db.url,
-        &[("GATELOG_CENTRAL__STALE_AFTER_SECS", "120")],
+        &[
+            ("GATELOG_CENTRAL__STALE_AFTER_SECS", "120"),
+            ("GATELOG_CENTRAL__MONTHS_AHEAD", "5"),
+        ],
     )
     .await;
+    assert!(
+        table_exists(&mut conn, &ahead).await,
+        "{ahead} made at start"
+    );
     let (s, body) = central.get("/api/v1/sites").await;
     assert_eq!(s, 200, "{body}");
     let site = |name: &str| {
