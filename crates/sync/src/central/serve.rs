@@ -210,17 +210,23 @@ impl CentralReader {
         // The central table holds passages, not reads: a passage's reads
         // count in the bucket of its first capture (`seen_count`), its
         // repeats are `seen_count - 1`, and a flagged passage counts once.
+        // `date_bin` (PostgreSQL 14) groups on the timestamps themselves;
+        // only the groups' starts are turned into numbers.
         let rows = sqlx::query(
-            "SELECT site_id, \
-                    (((extract(epoch from captured_at) * 1000000)::int8 - $1) / $2)::int8 AS b, \
-                    count(*)::int8, sum(seen_count)::int8, sum(seen_count - 1)::int8, \
-                    (count(*) FILTER (WHERE flags <> 0))::int8 \
-             FROM public.container_logs \
-             WHERE captured_at >= $3::timestamptz AND captured_at < $4::timestamptz \
-             GROUP BY 1, 2 ORDER BY 1, 2",
+            "SELECT site_id, (((extract(epoch from b) * 1000000)::int8 - $1) / $2)::int8, \
+                    n, s, d, f \
+             FROM (SELECT site_id, date_bin($3::interval, captured_at, $4::timestamptz) AS b, \
+                          count(*)::int8 AS n, sum(seen_count)::int8 AS s, \
+                          sum(seen_count - 1)::int8 AS d, \
+                          (count(*) FILTER (WHERE flags <> 0))::int8 AS f \
+                   FROM public.container_logs \
+                   WHERE captured_at >= $4::timestamptz AND captured_at < $5::timestamptz \
+                   GROUP BY 1, 2) g \
+             ORDER BY 1, 2",
         )
         .bind(start)
         .bind(width)
+        .bind(format!("{} microseconds", width))
         .bind(text_time(start)?)
         .bind(text_time(end)?)
         .fetch_all(&self.pool)
