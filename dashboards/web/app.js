@@ -21,7 +21,7 @@ const TEXT = {
     from: 'From', to: 'To', camera: 'Camera', check: 'Check digit',
     all: 'All', checkOk: 'Valid', checkBad: 'Flagged', clear: 'Clear',
     chartTitle: 'Passages per hour (last 24 h)',
-    colTime: 'Captured', colContainer: 'Container', colCamera: 'Camera',
+    colTime: 'Captured', colContainer: 'Container', colCamera: 'Camera', colSite: 'Site',
     colSeen: 'Seen', colLast: 'Last seen', colSync: 'Sync',
     empty: 'No passages match.', more: 'Load more', close: 'Close',
     sync: 'sync', localOnly: 'local only', online: 'online', syncOffline: 'offline',
@@ -59,7 +59,7 @@ const TEXT = {
     from: '시작', to: '끝', camera: '카메라', check: '체크 디지트',
     all: '전체', checkOk: '정상', checkBad: '의심', clear: '초기화',
     chartTitle: '시간별 통과 대수 (최근 24시간)',
-    colTime: '촬영 시각', colContainer: '컨테이너', colCamera: '카메라',
+    colTime: '촬영 시각', colContainer: '컨테이너', colCamera: '카메라', colSite: '사이트',
     colSeen: '인식 횟수', colLast: '마지막 인식', colSync: '동기화',
     empty: '조건에 맞는 통과 기록이 없습니다.', more: '더 보기', close: '닫기',
     sync: '동기화', localOnly: '로컬 전용', online: '온라인', syncOffline: '오프라인',
@@ -97,6 +97,9 @@ const $ = (id) => document.getElementById(id);
 const meta = (name) => (document.querySelector(`meta[name="${name}"]`) || {}).content;
 const SYNC_ENABLED = meta('gatelog-sync') === 'on';
 const IMAGES_ENABLED = meta('gatelog-images') === 'on';
+// The head-office view (gatelog central serve) shows every site: a site
+// column and filter, and no site-only parts (sync, yard, exceptions).
+const CENTRAL = meta('gatelog-scope') === 'central';
 const PAGE = 50;
 /** Rows kept in the table; older ones leave as new ones arrive. */
 const MAX_ROWS = 500;
@@ -192,6 +195,7 @@ function filterParams() {
   if ($('direction').value) p.set('direction', $('direction').value);
   const plate = plateFilter();
   if (plate) p.set('truck_plate', plate);
+  if (CENTRAL && $('site').value) p.set('site', $('site').value);
   return p;
 }
 
@@ -216,6 +220,7 @@ function matches(p) {
   if ($('direction').value && p.direction !== $('direction').value) return false;
   const plate = plateFilter();
   if (plate && p.truck_plate !== plate) return false;
+  if (CENTRAL && $('site').value && p.site_id !== $('site').value) return false;
   return true;
 }
 
@@ -326,8 +331,9 @@ function fillRow(row, p) {
   // Without a sync target nothing is waiting to be sent, so rows carry no
   // sync state; "pending" on every row would read as a backlog.
   const state = syncTargeted() ? (p.sync_state || 'pending') : 'none';
-  row.replaceChildren(
+  row.replaceChildren(...[
     el('td', {}, fmtTime(p.captured_at)),
+    CENTRAL ? el('td', { class: 'site', 'data-testid': 'site' }, p.site_id) : null,
     container,
     directionCell(p.direction),
     el('td', { 'data-testid': 'lane' }, p.lane || '—'),
@@ -337,7 +343,7 @@ function fillRow(row, p) {
     el('td', { class: 'seen', 'data-testid': 'seen' }, String(p.seen_count)),
     el('td', { class: 'last' }, fmtTime(p.last_seen_at)),
     el('td', { class: `sync-${state}` }, state === 'none' ? '—' : t(state)),
-  );
+  ].filter(Boolean));
 }
 
 /** Shows a passage, adding its row or refreshing it. */
@@ -984,11 +990,31 @@ function toast(message) {
 
 // ---- Start ----------------------------------------------------------------
 
-function start() {
+/** On the head-office view: the site column, and the site filter filled
+ * from /api/v1/sites; the parts only a site has are hidden. */
+async function setUpCentral() {
+  $('site-box').hidden = false;
+  $('site-col').hidden = false;
+  for (const id of ['view-yard', 'show-exceptions']) $(id).hidden = true;
+  $('site').addEventListener('change', onFilterChange);
+  try {
+    const res = await fetch('/api/v1/sites');
+    if (!res.ok) return;
+    const body = await res.json();
+    for (const s of body.sites) {
+      $('site').append(el('option', { value: s.site_id }, s.stale ? `${s.site_id} ⚠` : s.site_id));
+    }
+  } catch {
+    // The filter stays with "All"; the listing still works.
+  }
+}
+
+async function start() {
+  if (CENTRAL) await setUpCentral();
   for (const id of ['search', 'from', 'to', 'camera', 'plate']) $(id).addEventListener('input', onFilterChange);
   for (const id of ['check', 'direction']) $(id).addEventListener('change', onFilterChange);
   $('clear').addEventListener('click', () => {
-    for (const id of ['search', 'from', 'to', 'camera', 'check', 'direction', 'plate']) $(id).value = '';
+    for (const id of ['search', 'from', 'to', 'camera', 'check', 'direction', 'plate', 'site']) $(id).value = '';
     loadPage(false);
   });
   for (const b of document.querySelectorAll('[data-view-button]')) b.addEventListener('click', () => showView(b.dataset.viewButton));
@@ -1012,6 +1038,7 @@ function start() {
   setInterval(loadChart, 60000);
   setInterval(loadSync, 10000);
   // Queued reads make no live event, so the count is also polled.
+  if (CENTRAL) return;
   loadExceptions(false);
   setInterval(() => loadExceptions(false), 10000);
   // Stays grow by the minute without any event.

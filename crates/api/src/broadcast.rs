@@ -17,7 +17,10 @@
 //!   clients that went away.
 //! - [`BroadcastHandle`] is the cloneable way in: [`BroadcastHandle::join`]
 //!   for a new connection, [`BroadcastHandle::publish_error`] for a failed
-//!   save, [`BroadcastHandle::close_clients`] at shutdown.
+//!   save, [`BroadcastHandle::resync`] when the source lost events,
+//!   [`BroadcastHandle::close_clients`] at shutdown.
+//! - [`OutcomeSource`]: where committed outcomes come from, a site's writer
+//!   or, on the head-office view, the central database's notifications.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,7 +32,7 @@ use gatelog_local_store::{Cursor, Outcome, OutcomeKind, Store, WriterHandle};
 use gatelog_metrics::Metrics;
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{mpsc, oneshot, watch, Mutex};
+use tokio::sync::{broadcast, mpsc, oneshot, watch, Mutex};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::task_tracker::TrackedFuture;
 use tokio_util::task::TaskTracker;
@@ -52,6 +55,8 @@ pub enum FrameKind {
     Corrected,
     SyncStatus,
     Error,
+    /// The source lost events; clients refetch.
+    Resync,
 }
 
 /// One live message, serialised once and shared by every client.
@@ -162,6 +167,25 @@ impl Subscription {
     }
 }
 
+/// Where committed outcomes come from.
+#[derive(Clone)]
+pub enum OutcomeSource {
+    /// A site's writer actor.
+    Writer(WriterHandle),
+    /// A channel fed by something else: on the head-office view, the
+    /// listener on the central database's notifications.
+    Channel(broadcast::Sender<Arc<[Outcome]>>),
+}
+
+impl OutcomeSource {
+    fn subscribe(&self) -> broadcast::Receiver<Arc<[Outcome]>> {
+        match self {
+            Self::Writer(w) => w.subscribe(),
+            Self::Channel(tx) => tx.subscribe(),
+        }
+    }
+}
+
 /// The broadcaster has stopped (shutdown in progress).
 #[derive(Debug, thiserror::Error)]
 #[error("the live feed is shutting down")]
@@ -173,6 +197,9 @@ enum Command {
     },
     Error {
         message: String,
+    },
+    Resync {
+        reason: String,
     },
 }
 
@@ -214,6 +241,15 @@ impl BroadcastHandle {
     pub fn publish_error(&self, message: impl Into<String>) {
         let _ = self.commands.try_send(Command::Error {
             message: message.into(),
+        });
+    }
+
+    /// Tells every client that events may have been lost (the source
+    /// reconnected), so each refetches: a `resync` frame with `reason`.
+    /// Never waits, like [`Self::publish_error`].
+    pub fn resync(&self, reason: impl Into<String>) {
+        let _ = self.commands.try_send(Command::Resync {
+            reason: reason.into(),
         });
     }
 
@@ -267,7 +303,7 @@ struct Client {
 /// [`BroadcastActor::run`].
 pub struct BroadcastActor<S = Value> {
     /// The source of committed outcomes; subscribed afresh on each run.
-    writer: WriterHandle,
+    source: OutcomeSource,
     metrics: Metrics,
     state: Mutex<State<S>>,
 }
@@ -284,6 +320,22 @@ pub fn broadcaster<S>(
 where
     S: serde::Serialize + Send + Sync + 'static,
 {
+    broadcaster_from(
+        OutcomeSource::Writer(store.writer().clone()),
+        metrics,
+        sync_status,
+    )
+}
+
+/// Builds the broadcaster over any [`OutcomeSource`]; see [`broadcaster`].
+pub fn broadcaster_from<S>(
+    source: OutcomeSource,
+    metrics: Metrics,
+    sync_status: Option<watch::Receiver<S>>,
+) -> (BroadcastActor<S>, BroadcastHandle)
+where
+    S: serde::Serialize + Send + Sync + 'static,
+{
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let has_sync_status = sync_status.is_some();
     let last_value = sync_status
@@ -291,7 +343,7 @@ where
         .and_then(|s| serde_json::to_value(&*s.borrow()).ok());
     let last_status = last_value.as_ref().map(|v| Arc::new(Frame::sync_status(v)));
     let actor = BroadcastActor {
-        writer: store.writer().clone(),
+        source,
         metrics,
         state: Mutex::new(State {
             commands: rx,
@@ -320,7 +372,7 @@ where
         let mut guard = self.state.lock().await;
         // Borrow the fields apart, so the select can wait on several.
         let state = &mut *guard;
-        let mut events = self.writer.subscribe();
+        let mut events = self.source.subscribe();
         let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
         loop {
             tokio::select! {
@@ -344,6 +396,14 @@ where
                             FrameKind::Error,
                             None,
                             &json!({"type": "error", "message": message}),
+                        );
+                        self.fan_out(&mut state.clients, frame);
+                    }
+                    Some(Command::Resync { reason }) => {
+                        let frame = Frame::new(
+                            FrameKind::Resync,
+                            None,
+                            &json!({"type": "resync", "missed": null, "reason": reason}),
                         );
                         self.fan_out(&mut state.clients, frame);
                     }

@@ -82,6 +82,10 @@ pub enum ApiError {
         max: usize,
         scope: &'static str,
     },
+    /// A write to the head-office view, which only reads the central
+    /// database; the message names where the write belongs.
+    #[error("{0}")]
+    ReadOnly(&'static str),
     /// Anything else; the detail goes to the log only.
     #[error("internal error")]
     Internal(String),
@@ -123,6 +127,7 @@ impl ApiError {
             ApiError::Timeout => "request_timeout",
             ApiError::Unavailable => "store_unavailable",
             ApiError::TooManyConnections { .. } => "too_many_connections",
+            ApiError::ReadOnly(_) => "read_only",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -170,7 +175,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::ReadOnly(_) => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable | ApiError::TooManyConnections { .. } => {

@@ -1,7 +1,9 @@
 //! gatelog's HTTP interface, built on actix-web.
 //!
 //! This is the only crate that knows actix-web. Handlers turn requests into
-//! calls on the local store and answer in the shapes SPEC §3 fixes. Every
+//! calls on the local store, or for reads on a
+//! [`gatelog_local_store::PassageReader`] (a site's store or the central
+//! database), and answer in the shapes SPEC §3 fixes. Every
 //! error leaves through [`ApiError`], one JSON shape that never carries SQL
 //! or other internal text.
 //!
@@ -40,8 +42,10 @@ pub mod ws_limit;
 
 /// The running HTTP server, re-exported so callers need not know actix-web.
 pub use actix_web::dev::Server;
-pub use broadcast::{broadcaster, BroadcastActor, BroadcastHandle};
+pub use broadcast::{
+    broadcaster, broadcaster_from, BroadcastActor, BroadcastHandle, OutcomeSource,
+};
 pub use config::{LimitsConfig, ServerConfig};
 pub use error::ApiError;
-pub use server::{build_server, AppState};
+pub use server::{build_server, AppState, Local};
 pub use ws_limit::WsLimiter;

@@ -47,8 +47,8 @@ use utoipa::{Modify, OpenApi};
 use crate::auth::{classify, Access, SESSION_COOKIE};
 use crate::query::{self, NoParams};
 use crate::routes::{
-    corrections, dashboard, exceptions, export, health, logs, recognitions, session, stats, sync,
-    ws, yard,
+    corrections, dashboard, exceptions, export, health, logs, recognitions, session, sites, stats,
+    sync, ws, yard,
 };
 use crate::ApiError;
 
@@ -83,6 +83,7 @@ pub const PATH: &str = "/api/v1/openapi.json";
         stats::get,
         yard::list,
         yard::stats,
+        sites::list,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -389,13 +390,14 @@ pub mod schema {
         RequestTimeout,
         StoreUnavailable,
         TooManyConnections,
+        ReadOnly,
         Internal,
     }
 
     impl ErrorCode {
         /// Every code, for the test that keeps this list equal to
         /// [`ApiError::code`]'s.
-        pub const ALL: [ErrorCode; 17] = [
+        pub const ALL: [ErrorCode; 18] = [
             Self::MalformedJson,
             Self::BadParameter,
             Self::BadHandshake,
@@ -412,6 +414,7 @@ pub mod schema {
             Self::RequestTimeout,
             Self::StoreUnavailable,
             Self::TooManyConnections,
+            Self::ReadOnly,
             Self::Internal,
         ];
     }
@@ -799,6 +802,28 @@ pub mod schema {
         pub sightings: i64,
         pub duplicates: i64,
         pub flagged: i64,
+    }
+
+    /// `GET /api/v1/sites` (the head-office view).
+    #[derive(ToSchema)]
+    pub struct Sites {
+        pub sites: Vec<SiteStatus>,
+        /// How many sites are stale.
+        pub stale: i64,
+    }
+
+    #[derive(ToSchema)]
+    pub struct SiteStatus {
+        pub site_id: String,
+        /// The latest `updated_at` this site synced.
+        pub last_change: DateTime<Utc>,
+        /// Passages captured in the hour before the answer.
+        pub passages_last_hour: i64,
+        /// Seconds from `last_change` to the answer.
+        pub lag_secs: f64,
+        /// Nothing synced for longer than `central.stale_after_secs` while
+        /// another site kept syncing.
+        pub stale: bool,
     }
 
     /// `GET /api/v1/yard`: longest stays first.
@@ -1303,6 +1328,7 @@ mod tests {
                 max: 1,
                 scope: "s",
             },
+            ApiError::ReadOnly(""),
             ApiError::Internal(String::new()),
         ];
         for e in &all {
@@ -1323,6 +1349,7 @@ mod tests {
                 | ApiError::Timeout
                 | ApiError::Unavailable
                 | ApiError::TooManyConnections { .. }
+                | ApiError::ReadOnly(_)
                 | ApiError::Internal(_) => {}
             }
         }

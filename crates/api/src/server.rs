@@ -13,16 +13,26 @@ use actix_web::http::{header, ConnectionType, KeepAlive, Method, StatusCode};
 use actix_web::{web, App, HttpServer};
 use futures_util::FutureExt;
 use gatelog_core::ValidationConfig;
-use gatelog_local_store::Store;
+use gatelog_local_store::{PassageReader, Scope, Store};
 use gatelog_metrics::Metrics;
 
 use crate::broadcast::BroadcastHandle;
 use crate::{routes, ServerConfig};
 
 /// What every handler can reach. Cloned into each worker.
+///
+/// The read routes (listing, detail, sightings, stats, export, the live
+/// feed's `initial_data`) go through [`AppState::reader`] only, so the same
+/// handlers serve a site from its store and the head office from the
+/// central database. Everything that writes, and what only a site keeps
+/// (its exceptions queue, its yard, its sync), needs [`AppState::local`].
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Store,
+    /// The read side: this site's store, or the central database.
+    pub reader: Arc<dyn PassageReader>,
+    /// This site's store and sync; `None` on the head-office view, which
+    /// only reads.
+    pub local: Option<Local>,
     pub metrics: Metrics,
     /// How strictly reads are validated (flag or reject).
     pub validation: ValidationConfig,
@@ -36,8 +46,6 @@ pub struct AppState {
     pub codeco: Arc<gatelog_core::codeco::CodecoConfig>,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
-    /// The sync actor's handle: its status, and retries on request.
-    pub sync: gatelog_sync::SyncHandle,
     /// Keys, sessions and rate limits; see [`crate::auth`].
     pub security: Arc<crate::auth::Security>,
     /// The live feed for WebSocket clients, and where failed saves are
@@ -47,6 +55,69 @@ pub struct AppState {
     pub image_dir: Option<PathBuf>,
     /// The caps on live WebSocket connections; see [`crate::ws_limit`].
     pub ws_limiter: Arc<crate::WsLimiter>,
+}
+
+/// What only a site has: its store, which takes writes, and its sync.
+#[derive(Clone)]
+pub struct Local {
+    pub store: Store,
+    /// The sync actor's handle: its status, and retries on request.
+    pub sync: gatelog_sync::SyncHandle,
+}
+
+/// Said by every write to the head-office view.
+const READ_ONLY: &str = "the head-office view only reads the central database; \
+     send recognitions, corrections and resolutions to the site's own gatelog";
+/// Said of what only a site keeps.
+const SITE_ONLY: &str = "this resource is kept by each site's own gatelog, \
+     not by the head-office view";
+
+impl AppState {
+    /// Whether this is the head-office view, reading the central database.
+    pub fn is_central(&self) -> bool {
+        self.reader.scope() == Scope::Central
+    }
+
+    /// The site's store, for writes and site-only reads; on the
+    /// head-office view a 404 that says where the resource lives.
+    pub fn store(&self) -> Result<&Store, crate::ApiError> {
+        self.local
+            .as_ref()
+            .map(|l| &l.store)
+            .ok_or(crate::ApiError::NotFound(SITE_ONLY.into()))
+    }
+
+    /// The site's sync handle; on the head-office view a 404 like
+    /// [`Self::store`].
+    pub fn sync(&self) -> Result<&gatelog_sync::SyncHandle, crate::ApiError> {
+        self.local
+            .as_ref()
+            .map(|l| &l.sync)
+            .ok_or(crate::ApiError::NotFound(SITE_ONLY.into()))
+    }
+}
+
+/// Refuses every write to the head-office view with 403 `read_only`,
+/// whatever the route, before any handler runs. Signing in and out of the
+/// dashboard are not writes of data and pass.
+async fn refuse_writes_on_central(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<impl MessageBody + 'static>,
+) -> Result<
+    ServiceResponse<actix_web::body::EitherBody<impl MessageBody + 'static>>,
+    actix_web::Error,
+> {
+    let central = req
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|s| s.is_central());
+    let reads = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if central && !reads && req.path() != "/api/v1/session" {
+        let res = actix_web::ResponseError::error_response(&crate::ApiError::ReadOnly(READ_ONLY));
+        return Ok(req.into_response(res).map_into_right_body());
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 /// The app: state, middleware and routes. Each worker builds one; they
@@ -73,6 +144,9 @@ fn app(
             actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
             crate::error::method_not_allowed,
         ))
+        // Writes to the head-office view are refused once the caller is
+        // known: a key that may not write at all still gets auth's answer.
+        .wrap(actix_web::middleware::from_fn(refuse_writes_on_central))
         // Auth runs inside CORS, so preflight requests (which carry no
         // key) are answered by CORS, and inside metrics, so 401s and
         // 429s are counted.

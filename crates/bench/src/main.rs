@@ -16,7 +16,10 @@
 //!   wrk, fsyncs per ack.
 //! - [`search`]: search latency over a generated store.
 //! - [`ws`]: live feed push latency and memory per idle client.
+//! - [`central`]: the head-office view (`gatelog central serve`) over a
+//!   generated central table in PostgreSQL.
 
+mod central;
 mod ingest;
 mod latency;
 mod reads;
@@ -52,6 +55,8 @@ enum Command {
     Search(search::SearchArgs),
     /// WebSocket push latency and memory per idle client.
     Ws(ws::WsArgs),
+    /// The head-office view's read latency over a generated central table.
+    Central(central::CentralArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +77,7 @@ fn main() -> ExitCode {
             Command::Ingest(args) => ingest::run(&gatelog, &args).await,
             Command::Search(args) => search::run(&gatelog, &args).await,
             Command::Ws(args) => ws::run(&gatelog, &args).await,
+            Command::Central(args) => central::run(&gatelog, &args).await,
         }
     });
     match result {

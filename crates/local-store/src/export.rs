@@ -23,7 +23,7 @@ use gatelog_core::Passage;
 use serde_json::Value;
 
 use crate::query::push_filters;
-use crate::{Cursor, LogFilter, Store, StoreError};
+use crate::{Cursor, LogFilter, PassageReader, Store, StoreError};
 
 /// Passages per page.
 const PAGE: u32 = 1000;
@@ -113,7 +113,7 @@ pub struct Chunk {
 
 /// Walks the passages matching a filter, page by page.
 pub struct Exporter {
-    store: Store,
+    reader: Box<dyn PassageReader>,
     filter: LogFilter,
     encoding: Encoding,
     started: bool,
@@ -123,9 +123,11 @@ pub struct Exporter {
 impl Exporter {
     /// `filter.limit` and `filter.cursor` are ignored: an export covers
     /// every match, in `filter.order`. A CODECO export always runs in
-    /// gate-time order, oldest first, and asks the store only for its
+    /// gate-time order, oldest first, and asks the reader only for its
     /// partner's owner when there is just one.
-    pub fn new(store: Store, mut filter: LogFilter, encoding: Encoding) -> Self {
+    ///
+    /// `reader` is a site's [`Store`] or the head office's reader.
+    pub fn new(reader: impl PassageReader, mut filter: LogFilter, encoding: Encoding) -> Self {
         filter.limit = PAGE;
         filter.cursor = None;
         if let Encoding::Codeco(w) = &encoding {
@@ -135,7 +137,7 @@ impl Exporter {
             }
         }
         Self {
-            store,
+            reader: Box::new(reader),
             filter,
             encoding,
             started: false,
@@ -164,7 +166,7 @@ impl Exporter {
         // A page may hold no movement for a CODECO partner; the walk goes
         // on until it has something to send or has ended.
         while !self.done && chunk.rows == 0 {
-            let page = self.store.search(&self.filter).await?;
+            let page = self.reader.search(&self.filter).await?;
             for p in &page.logs {
                 let written = match &mut self.encoding {
                     Encoding::Csv => {

@@ -16,6 +16,8 @@
 //!   passage) are writer commands too.
 //! - [`query`]: reads for the API: filtered keyset pages, one passage with
 //!   its sightings in pages, the most recent passages.
+//! - [`read`]: [`PassageReader`], the read side as one interface, which
+//!   the store and the central database's reader both implement.
 //! - [`stats`]: counts of passages, reads, repeats and flagged reads per
 //!   hour or day.
 //! - [`exceptions`]: the exceptions queue: unresolved reads and unverified
@@ -38,6 +40,7 @@ pub mod exceptions;
 pub mod export;
 pub mod lock;
 pub mod query;
+pub mod read;
 pub mod retention;
 mod rows;
 pub mod stats;
@@ -59,8 +62,9 @@ pub use config::StoreConfig;
 pub use error::StoreError;
 pub use exceptions::{Exception, ExceptionFilter, ExceptionKind, ExceptionPage, OpenCounts};
 pub use query::{Cursor, LogFilter, Order, Page, SightingPage, SyncFilter};
+pub use read::{PassageReader, ReadFuture, Scope, SiteStatus};
 pub use retention::{RetentionReport, RetentionScope};
-pub use stats::{Bucket, BucketCounts, Stats};
+pub use stats::{Bucket, BucketCounts, SiteStats, Stats};
 pub use writer::{
     CorrectOutcome, Outcome, OutcomeKind, Queued, Replay, ResolveOutcome, WriterActor, WriterHandle,
 };

@@ -59,6 +59,17 @@ pub struct Stats {
     pub to: DateTime<Utc>,
     pub bucket: &'static str,
     pub buckets: Vec<BucketCounts>,
+    /// The same buckets per site, from the head office's view; absent
+    /// from a site's own answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sites: Option<Vec<SiteStats>>,
+}
+
+/// One site's buckets in the head office's stats.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SiteStats {
+    pub site_id: String,
+    pub buckets: Vec<BucketCounts>,
 }
 
 impl Store {
@@ -131,6 +142,7 @@ impl Store {
             to: time(end)?,
             bucket: bucket.as_str(),
             buckets,
+            sites: None,
         })
     }
 }

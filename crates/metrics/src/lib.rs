@@ -20,8 +20,8 @@
 use std::marker::PhantomData;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
 
 /// The values of one label, as an enum.
@@ -152,6 +152,10 @@ pub enum Component {
     Broadcaster,
     Retention,
     Demo,
+    /// The head-office view's listener on the central database.
+    CentralFeed,
+    /// The head-office view's daily partition upkeep and site watch.
+    CentralUpkeep,
 }
 
 impl Label for Component {
@@ -163,6 +167,8 @@ impl Label for Component {
         Self::Broadcaster,
         Self::Retention,
         Self::Demo,
+        Self::CentralFeed,
+        Self::CentralUpkeep,
     ];
     fn as_str(self) -> &'static str {
         match self {
@@ -172,6 +178,8 @@ impl Label for Component {
             Self::Broadcaster => "broadcaster",
             Self::Retention => "retention",
             Self::Demo => "demo",
+            Self::CentralFeed => "central_feed",
+            Self::CentralUpkeep => "central_upkeep",
         }
     }
 }
@@ -217,6 +225,12 @@ pub struct Metrics {
     http_request_duration_seconds: HistogramVec,
     /// Components the supervisor restarted after a failure.
     pub component_restarts_total: Family<Component>,
+    /// Head-office view: seconds since each site's latest synced change,
+    /// by site; set through [`Metrics::set_central_site_lag`].
+    central_site_lag_seconds: GaugeVec,
+    /// Head-office view: sites that synced nothing for longer than
+    /// `central.stale_after_secs` while others kept syncing.
+    pub central_stale_sites: IntGauge,
 }
 
 impl Metrics {
@@ -316,6 +330,19 @@ impl Metrics {
                 "gatelog_component_restarts_total",
                 "Components restarted by the supervisor after a failure.",
             ),
+            central_site_lag_seconds: GaugeVec::new(
+                Opts::new(
+                    "gatelog_central_site_lag_seconds",
+                    "Seconds since the latest change each site synced to the central database.",
+                ),
+                &["site"],
+            )
+            .expect("valid metric"),
+            central_stale_sites: IntGauge::new(
+                "gatelog_central_stale_sites",
+                "Sites that synced nothing for longer than central.stale_after_secs while others kept syncing.",
+            )
+            .expect("valid metric"),
             registry,
         };
         m.register_all();
@@ -340,6 +367,8 @@ impl Metrics {
             Box::new(self.http_requests_total.clone()),
             Box::new(self.http_request_duration_seconds.clone()),
             Box::new(self.component_restarts_total.vec.clone()),
+            Box::new(self.central_site_lag_seconds.clone()),
+            Box::new(self.central_stale_sites.clone()),
         ];
         for c in collectors {
             self.registry.register(c).expect("metric names are unique");
@@ -355,6 +384,18 @@ impl Metrics {
         self.http_request_duration_seconds
             .with_label_values(&[route])
             .observe(seconds);
+    }
+
+    /// Sets each site's lag, and forgets sites no longer listed (an
+    /// archived or renamed site). The label takes site ids, which the
+    /// sites' configuration bounds.
+    pub fn set_central_site_lag<'a>(&self, sites: impl IntoIterator<Item = (&'a str, f64)>) {
+        self.central_site_lag_seconds.reset();
+        for (site, secs) in sites {
+            self.central_site_lag_seconds
+                .with_label_values(&[site])
+                .set(secs);
+        }
     }
 
     /// The Prometheus text exposition of every metric.
@@ -378,6 +419,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn central_site_lag_is_set_per_site_and_forgets_old_sites() {
+        let m = Metrics::new();
+        m.set_central_site_lag([("gate-a", 1.5), ("gate-b", 90.0)]);
+        let text = m.render();
+        assert!(
+            text.contains("gatelog_central_site_lag_seconds{site=\"gate-a\"} 1.5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gatelog_central_site_lag_seconds{site=\"gate-b\"} 90"),
+            "{text}"
+        );
+        m.set_central_site_lag([("gate-b", 3.0)]);
+        let text = m.render();
+        assert!(!text.contains("site=\"gate-a\""), "{text}");
+        assert!(
+            text.contains("gatelog_central_site_lag_seconds{site=\"gate-b\"} 3"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn every_spec_metric_is_exposed() {
         let m = Metrics::new();
         m.observe_http("/healthz", 200, 0.001);
@@ -397,6 +460,7 @@ mod tests {
             "gatelog_ws_disconnects_total{reason=\"stalled\"}",
             "gatelog_http_requests_total{route=\"/healthz\",status=\"200\"}",
             "gatelog_http_request_duration_seconds_bucket",
+            "gatelog_central_stale_sites",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

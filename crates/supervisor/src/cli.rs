@@ -34,8 +34,8 @@ pub enum Command {
         #[arg(long)]
         central: bool,
     },
-    /// Upkeep of the central database (postgres.url): archive old month
-    /// partitions, load archives back.
+    /// The central database (postgres.url): serve the head-office view,
+    /// archive old month partitions, load archives back.
     Central {
         #[command(subcommand)]
         which: CentralCommand,
@@ -64,6 +64,10 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum CentralCommand {
+    /// Serve the head-office view: the dashboard, the read API and the
+    /// live feed across every site, from the central database
+    /// (postgres.url), read-only; plus /api/v1/sites.
+    Serve,
     /// Write each month partition before --before to a compressed JSON
     /// Lines file with a manifest, read it back to check it, and only then
     /// drop the partition.

@@ -52,6 +52,31 @@ pub struct Config {
     pub auth: AuthConfig,
     pub retention: RetentionConfig,
     pub limits: LimitsConfig,
+    /// `gatelog central serve`, the head-office view.
+    pub central: CentralConfig,
+}
+
+/// The head-office view (`gatelog central serve`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CentralConfig {
+    /// A site that synced nothing for longer than this, while another
+    /// site kept syncing, is reported stale.
+    pub stale_after_secs: u64,
+    /// Month partitions kept made ahead of the rows, checked daily.
+    pub months_ahead: u32,
+    /// Connections to the central database for reads.
+    pub max_connections: u32,
+}
+
+impl Default for CentralConfig {
+    fn default() -> Self {
+        Self {
+            stale_after_secs: 900,
+            months_ahead: 3,
+            max_connections: 8,
+        }
+    }
 }
 
 /// How reads are recognised; see `gatelog_core::recognize`.

@@ -11,6 +11,8 @@
 //! - [`config`]: figment layers and the effective [`config::Config`].
 //! - [`supervise`]: running one actor with restarts.
 //! - [`serve`]: `gatelog serve`, wiring every component together.
+//! - [`central`]: `gatelog central serve`, the head-office view: the same
+//!   API and dashboard over the central database, read-only.
 //! - [`sync_cmd`]: `gatelog sync status|retry` and `migrate --central`.
 //! - [`feed`]: the simulated gate, for `--demo`, `simulate` and `eval`'s
 //!   labelled streams.
@@ -18,6 +20,7 @@
 //! - [`ops`]: the operator commands `retention`, `backup`, `restore`,
 //!   `export`, `simulate` and `eval`, and their progress display.
 
+pub mod central;
 pub mod cli;
 pub mod config;
 pub mod feed;

@@ -54,6 +54,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate { central: true } => sync_cmd::migrate_central(&config).await,
         Command::Central { which } => match which {
+            CentralCommand::Serve => gatelog_supervisor::central::serve(config).await,
             CentralCommand::Archive(args) => ops::central::archive(&config, &args).await,
             CentralCommand::RestoreArchive(args) => {
                 ops::central::restore_archive(&config, &args).await

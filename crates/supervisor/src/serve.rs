@@ -26,7 +26,7 @@ pub struct ServeOptions {
 /// The WebSocket caps, within the open-file limit, raised first to its
 /// hard maximum: every live connection is a descriptor, and half of them
 /// stay in reserve for ingest and everything else.
-fn ws_limiter(config: &Config) -> gatelog_api::WsLimiter {
+pub(crate) fn ws_limiter(config: &Config) -> gatelog_api::WsLimiter {
     let open_files = match crate::nofile::raise_to_hard_limit() {
         Ok(n) => Some(n),
         Err(e) => {
@@ -156,7 +156,11 @@ impl Application {
         crate::ops::retention::spawn_daily(&mut actors, &store, &config, &shutdown, &metrics);
 
         let state = AppState {
-            store: store.clone(),
+            reader: Arc::new(store.clone()),
+            local: Some(gatelog_api::Local {
+                store: store.clone(),
+                sync: sync_handle,
+            }),
             metrics: metrics.clone(),
             validation: config.validation.clone(),
             owners: config
@@ -167,7 +171,6 @@ impl Application {
             cameras: Arc::new(config.camera_map().map_err(anyhow::Error::msg)?),
             codeco: Arc::new(config.codeco().map_err(anyhow::Error::msg)?),
             body_limit: config.server.body_limit_bytes,
-            sync: sync_handle,
             security: crate::ops::security(&config),
             broadcaster: broadcast.clone(),
             image_dir: config.server.image_dir.clone(),
@@ -256,7 +259,7 @@ const LISTEN_BACKLOG: i32 = 1024;
 
 /// Binds `bind` (an address, or a name that resolves to some) with
 /// [`LISTEN_BACKLOG`], trying each resolved address in turn.
-fn listen(bind: &str) -> std::io::Result<TcpListener> {
+pub(crate) fn listen(bind: &str) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let mut last = None;
     for addr in std::net::ToSocketAddrs::to_socket_addrs(bind)? {
@@ -291,7 +294,7 @@ pub async fn serve(config: Config, options: ServeOptions) -> anyhow::Result<()> 
 }
 
 /// Resolves on SIGTERM or SIGINT, naming which.
-async fn shutdown_signal() -> &'static str {
+pub(crate) async fn shutdown_signal() -> &'static str {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -31,6 +31,10 @@ pub const CENTRAL_MIGRATIONS: &[(&str, &str)] = &[
         "20270102000000_gate.sql",
         include_str!("../../../migrations/central/20270102000000_gate.sql"),
     ),
+    (
+        "20270201000000_notify.sql",
+        include_str!("../../../migrations/central/20270201000000_notify.sql"),
+    ),
 ];
 
 /// Rows copied per transaction when an unpartitioned table is upgraded:

@@ -2,7 +2,8 @@
 //! 127.0.0.1:5432: a new database, the in-place upgrade of a populated v1
 //! table (with a real `postrust` reading it, and after an interruption),
 //! partitions made ahead and the default partition, and a passage whose
-//! `captured_at` moves earlier, through both targets.
+//! `captured_at` moves earlier, through both targets; the head-office
+//! view's notifications through an upgrade, and its read-only reader.
 
 mod common;
 
@@ -180,7 +181,10 @@ async fn assert_partitioned_and_guarded(db: &TestDb) {
         [
             "container_logs_guard_site",
             "container_logs_keep_newest",
-            "container_logs_move_passage"
+            "container_logs_move_passage",
+            // The head-office view's live feed (20270201000000_notify.sql),
+            // kept across the upgrade in place.
+            "container_logs_notify"
         ]
     );
     let indexes: Vec<String> = sqlx::query_scalar(
@@ -853,4 +857,112 @@ async fn a_partition_whose_archive_cannot_be_written_is_never_dropped() {
     assert_eq!(archived.len(), 1);
     assert_eq!(archived[0].rows, 3_000);
     assert_eq!(digest(&db).await.0, 0);
+}
+
+/// Every notification on the head-office view's channel that arrives
+/// within `wait`, as (id, kind).
+async fn notices(
+    listener: &mut sqlx::postgres::PgListener,
+    wait: std::time::Duration,
+) -> Vec<(String, String)> {
+    let mut got = Vec::new();
+    while let Ok(Ok(n)) = tokio::time::timeout(wait, listener.recv()).await {
+        let v: serde_json::Value = serde_json::from_str(n.payload()).unwrap();
+        got.push((
+            v["id"].as_str().unwrap().to_string(),
+            v["kind"].as_str().unwrap().to_string(),
+        ));
+    }
+    got
+}
+
+#[tokio::test]
+async fn the_live_table_notifies_once_per_change_through_an_upgrade_in_place() {
+    use gatelog_sync::central::serve::CHANNEL;
+    let Some(db) = v1_db().await else { return };
+    fill_v1(&db, 500).await;
+    // The files prepare the upgrade: the live v1 table mirrors into
+    // container_logs_next, and both carry the notify trigger.
+    apply_new_files_only(&db).await;
+    assert_eq!(
+        relkind(&db, "container_logs_next").await.as_deref(),
+        Some("p")
+    );
+    let mut listener = sqlx::postgres::PgListener::connect(&db.url).await.unwrap();
+    listener.listen(CHANNEL).await.unwrap();
+    let wait = std::time::Duration::from_millis(500);
+
+    // A site inserts during the upgrade: one notice, not a second one
+    // for the mirrored copy.
+    let id: String = sqlx::query_scalar(
+        "INSERT INTO container_logs (id, site_id, captured_at, container_owner, container_number)
+         VALUES (gen_random_uuid(), 'site-x', now(), 'MSCU', '000001') RETURNING id::text",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        notices(&mut listener, wait).await,
+        [(id.clone(), "insert".to_string())]
+    );
+
+    // The copy and the swap announce nothing: no site changed anything.
+    gatelog_sync::migrate_central(&db.url.clone().into())
+        .await
+        .unwrap();
+    assert_eq!(relkind(&db, "container_logs").await.as_deref(), Some("p"));
+    assert_eq!(notices(&mut listener, wait).await, []);
+
+    // After the swap the partitioned table notifies: an update of the
+    // same passage, and a skipped older version sends nothing.
+    sqlx::query("UPDATE container_logs SET seen_count = 2, version = 2 WHERE id = $1::uuid")
+        .bind(&id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE container_logs SET seen_count = 1, version = 1 WHERE id = $1::uuid")
+        .bind(&id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        notices(&mut listener, wait).await,
+        [(id, "update".to_string())]
+    );
+    listener.unlisten_all().await.ok();
+}
+
+#[tokio::test]
+async fn the_head_office_reader_cannot_write() {
+    use gatelog_local_store::PassageReader;
+    use gatelog_sync::central::serve::{CentralOptions, CentralReader};
+    let Some(db) = bare_db().await else { return };
+    gatelog_sync::migrate_central(&db.url.clone().into())
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO container_logs (id, site_id, captured_at, container_owner, container_number)
+         VALUES (gen_random_uuid(), 'site-x', now(), 'MSCU', '000001')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let reader = CentralReader::connect(&CentralOptions {
+        url: db.url.clone().into(),
+        stale_after: std::time::Duration::from_secs(60),
+        max_connections: 2,
+    })
+    .await
+    .unwrap();
+    assert_eq!(reader.recent(10).await.unwrap().len(), 1);
+    let err = sqlx::query("DELETE FROM container_logs")
+        .execute(reader.pool())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("read-only transaction"), "{err}");
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM container_logs")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "nothing was deleted");
 }

@@ -1,7 +1,7 @@
 //! The dashboard in a real browser: headless Chromium driven by
 //! playwright-core (`tests/browser/dashboard.mjs`, `exceptions.mjs`,
 //! `yard.mjs`, and `signin.mjs` with keys configured) against the real
-//! app.
+//! app, and `central.mjs` against the real `gatelog central serve`.
 //!
 //! Needs `node`, Debian's `chromium` at /usr/bin/chromium (or `CHROMIUM`),
 //! and `npm ci` run once in `tests/browser`. Screenshots go to
@@ -284,4 +284,34 @@ async fn the_yard_view_in_chromium() {
     let (_, yard) = app.get("/api/v1/yard").await;
     assert_eq!(yard["count"], 5, "{yard}");
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_head_office_dashboard_in_chromium_with_its_site_filter() {
+    use sqlx::Connection;
+    let Some(chromium) = chromium() else { return };
+    let Some(db) = gatelog_tests::central::CentralDb::create().await else {
+        return;
+    };
+    // What central.mjs expects: three passages of gate-a, two of gate-b.
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    for n in 0..5u64 {
+        let site = if n < 3 { "gate-a" } else { "gate-b" };
+        crate::central_serve::insert_row(&mut conn, site, &container(n + 1), 60 + n as i64).await;
+    }
+    conn.close().await.ok();
+    let dir = tempfile::tempdir().unwrap();
+    let central = crate::central_serve::CentralServe::start(dir.path(), &db.url, &[]).await;
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts");
+    let out = run_script(
+        &chromium,
+        "central.mjs",
+        &[central.base.as_ref(), artifacts.as_os_str()],
+    )
+    .await;
+    assert!(
+        out.contains("ok - the site filter narrows the log to one site"),
+        "{out}"
+    );
+    assert!(artifacts.join("central-site-filter.png").is_file());
 }

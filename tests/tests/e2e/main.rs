@@ -7,6 +7,7 @@
 
 mod api;
 mod browser;
+mod central_serve;
 mod codeco;
 mod contract;
 mod crash;

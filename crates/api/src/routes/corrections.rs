@@ -76,7 +76,12 @@ pub async fn patch(
         }
     };
     let reason = parse_reason(reason).map_err(ApiError::Validation)?;
-    match state.store.writer().correct(id, number, by, reason).await? {
+    match state
+        .store()?
+        .writer()
+        .correct(id, number, by, reason)
+        .await?
+    {
         CorrectOutcome::NotFound => Err(ApiError::NotFound(format!("no passage with id {id}"))),
         CorrectOutcome::Unchanged(p) => Ok(HttpResponse::Ok().json(json!({
             "status": "unchanged",

@@ -34,8 +34,9 @@ const IMAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 /// The largest image served.
 const MAX_IMAGE_BYTES: u64 = 16 * 1024 * 1024;
 
-/// The page. Two facts it cannot learn without a failing request are
-/// written into it: whether sync status exists and whether images do.
+/// The page. Three facts it cannot learn without a failing request are
+/// written into it: whether sync status exists, whether images do, and
+/// whether this is a site or the head-office view.
 #[utoipa::path(
     get,
     path = "/",
@@ -59,6 +60,14 @@ pub async fn index(state: web::Data<AppState>) -> HttpResponse {
                 "on"
             } else {
                 "off"
+            },
+        )
+        .replace(
+            "{{SCOPE}}",
+            if state.is_central() {
+                "central"
+            } else {
+                "site"
             },
         );
     HttpResponse::Ok()

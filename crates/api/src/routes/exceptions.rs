@@ -84,8 +84,8 @@ impl<'a> From<&'a Exception> for Item<'a> {
 )]
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let filter = parse_filter(req.query_string())?;
-    let page = state.store.exceptions(&filter).await?;
-    let open = state.store.open_exceptions().await?;
+    let page = state.store()?.exceptions(&filter).await?;
+    let open = state.store()?.open_exceptions().await?;
     let items: Vec<Item<'_>> = page.items.iter().map(Item::from).collect();
     Ok(HttpResponse::Ok().json(json!({
         "exceptions": items,
@@ -134,7 +134,7 @@ pub async fn resolve(
     no_other_fields(&body, &["container"])?;
     let number = OperatorNumber::parse(&container_field(&body)?, state.owners.as_deref())
         .map_err(ApiError::Validation)?;
-    match state.store.writer().resolve(id, number, by).await? {
+    match state.store()?.writer().resolve(id, number, by).await? {
         ResolveOutcome::NotFound => Err(ApiError::NotFound(format!("no queued read with id {id}"))),
         ResolveOutcome::AlreadyResolved(done) => Err(ApiError::AlreadyResolved(format!(
             "this read was resolved already, as {} by {} at {}, into passage {}",

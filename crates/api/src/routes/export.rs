@@ -54,7 +54,7 @@ pub async fn export(
     let request = parse(req.query_string())?;
     let format = request.format;
     let (filter, encoding) = encoding(request, &state.codeco, chrono::Utc::now())?;
-    let exporter = Exporter::new(state.store.clone(), filter, encoding);
+    let exporter = Exporter::new(state.reader.clone(), filter, encoding);
     let body = stream::unfold(Some(exporter), |exporter| async move {
         let mut exporter = exporter?;
         match exporter.next_chunk().await {

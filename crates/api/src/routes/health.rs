@@ -23,6 +23,8 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// The store can take writes: the writer runs and can take the write lock.
+/// On the head-office view, which never writes: the central database
+/// answers a query.
 #[utoipa::path(
     method(get, head),
     path = "/readyz",
@@ -34,7 +36,13 @@ pub async fn healthz() -> HttpResponse {
     )
 )]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    match tokio::time::timeout(PROBE_TIMEOUT, state.store.writer().probe()).await {
+    let probe = async {
+        match &state.local {
+            Some(local) => local.store.writer().probe().await,
+            None => state.reader.recent(1).await.map(drop),
+        }
+    };
+    match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
         Ok(Ok(())) => Ok(HttpResponse::Ok().json(json!({"status": "ready"}))),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness probe failed");

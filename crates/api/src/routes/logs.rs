@@ -277,7 +277,7 @@ impl LogsQuery {
 )]
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let filter = parse_filter(req.query_string())?;
-    let page = state.store.search(&filter).await?;
+    let page = state.reader.search(&filter).await?;
     Ok(HttpResponse::Ok().json(json!({
         "logs": page.logs,
         "next_cursor": page.next_cursor.map(|c| c.encode()),
@@ -330,11 +330,11 @@ pub async fn get(
     query::parse::<NoParams>(req.query_string())?;
     let id = passage_id(&path)?;
     let passage = state
-        .store
+        .reader
         .passage(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no passage with id {id}")))?;
-    let page = state.store.sightings(id, None, SIGHTINGS_PAGE).await?;
+    let page = state.reader.sightings(id, None, SIGHTINGS_PAGE).await?;
     Ok(HttpResponse::Ok().json(Detail {
         passage: &passage,
         sightings: &page.sightings,
@@ -387,10 +387,10 @@ pub async fn sightings(
     let id = passage_id(&path)?;
     // An unknown passage is a 404, not an empty page that looks like one
     // without sightings.
-    if state.store.passage(id).await?.is_none() {
+    if state.reader.passage(id).await?.is_none() {
         return Err(ApiError::NotFound(format!("no passage with id {id}")));
     }
-    let page = state.store.sightings(id, cursor, limit).await?;
+    let page = state.reader.sightings(id, cursor, limit).await?;
     Ok(HttpResponse::Ok().json(SightingsPage {
         sightings: &page.sightings,
         next_cursor: page.next_cursor.map(|c| c.encode()),

@@ -8,6 +8,7 @@ pub mod health;
 pub mod logs;
 pub mod recognitions;
 pub mod session;
+pub mod sites;
 pub mod stats;
 pub mod sync;
 pub mod ws;
@@ -37,6 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(exceptions::resolve)),
         )
         .service(web::resource("/api/v1/logs/{id}/sightings").route(web::get().to(logs::sightings)))
+        .service(web::resource("/api/v1/sites").route(web::get().to(sites::list)))
         .service(web::resource("/api/v1/sync/status").route(web::get().to(sync::status)))
         // Probes may use HEAD as well as GET.
         .service(

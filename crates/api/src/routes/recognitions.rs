@@ -152,7 +152,7 @@ async fn store(
         .recognitions_flagged_total
         .inc_by(flagged as u64);
     let queued = state
-        .store
+        .store()?
         .writer()
         .queue(unresolved)
         .await
@@ -272,7 +272,7 @@ fn id_conflict(earlier: uuid::Uuid) -> ApiError {
 /// dashboards, since the camera that sent the read may be unattended.
 async fn write(state: &AppState, reads: Vec<Read>) -> Result<Vec<Outcome>, ApiError> {
     let n = reads.len();
-    state.store.writer().write(reads).await.map_err(|e| {
+    state.store()?.writer().write(reads).await.map_err(|e| {
         let err = ApiError::from(e);
         if matches!(err, ApiError::Unavailable) {
             state.broadcaster.publish_error(format!(

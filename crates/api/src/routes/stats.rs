@@ -87,7 +87,7 @@ pub(crate) fn parse_params(query: &str, now: DateTime<Utc>) -> Result<Params, Ap
 )]
 pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let p = parse_params(req.query_string(), Utc::now())?;
-    let stats = state.store.stats(p.from, p.to, p.bucket).await?;
+    let stats = state.reader.stats(p.from, p.to, p.bucket).await?;
     Ok(HttpResponse::Ok().json(stats))
 }
 

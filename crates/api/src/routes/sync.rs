@@ -27,6 +27,6 @@ pub async fn status(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     query::parse::<NoParams>(req.query_string())?;
-    let status = state.sync.status().borrow().clone();
+    let status = state.sync()?.status().borrow().clone();
     Ok(HttpResponse::Ok().json(status))
 }

@@ -402,11 +402,11 @@ async fn initial(
     params: &Params,
 ) -> Result<(Vec<Passage>, bool), gatelog_local_store::StoreError> {
     let Some(since) = params.since else {
-        return Ok((state.store.recent(params.limit).await?, true));
+        return Ok((state.reader.recent(params.limit).await?, true));
     };
     let from = DateTime::from_timestamp_micros(since.captured_at).unwrap_or_default();
     let page = state
-        .store
+        .reader
         .search(&LogFilter {
             from: Some(from),
             order: Order::Desc,

@@ -99,7 +99,7 @@ fn parse_filter(q: &str) -> Result<YardFilter, ApiError> {
 )]
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let filter = parse_filter(req.query_string())?;
-    let page = state.store.yard(&filter, Utc::now()).await?;
+    let page = state.store()?.yard(&filter, Utc::now()).await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -122,7 +122,10 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 pub async fn stats(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let now = Utc::now();
     let p = parse_params(req.query_string(), now)?;
-    let stats = state.store.yard_stats(p.from, p.to, p.bucket, now).await?;
+    let stats = state
+        .store()?
+        .yard_stats(p.from, p.to, p.bucket, now)
+        .await?;
     Ok(HttpResponse::Ok().json(stats))
 }
 
