@@ -268,16 +268,18 @@ pub async fn run(gatelog: &Path, args: &SearchArgs) -> anyhow::Result<()> {
 async fn yard(server: &Server, client: &reqwest::Client, args: &SearchArgs) -> anyhow::Result<()> {
     let t = Instant::now();
     let now = Utc::now();
-    // An owner code the history does not use, and gate-in times spread
-    // over the last 60 days, so dwell times differ.
+    // The history's 20 owners, and gate-in times spread over the last 60
+    // days, so dwell times differ. The history is a year old, so no read
+    // here joins one of its passages.
     let reads: Vec<serde_json::Value> = (0..args.yard)
         .map(|i| {
             let serial = format!("{:06}", i * 7 % 1_000_000);
-            let owner = OwnerCode::parse("YRDU").expect("valid");
+            let code = OWNERS[i % OWNERS.len()];
+            let owner = OwnerCode::parse(code).expect("valid");
             let d = CheckDigit::compute(&owner, &SerialNumber::parse(&serial).expect("valid"));
             let at = now - chrono::Duration::seconds((i as i64 * 1_037) % (60 * 86_400));
             serde_json::json!({
-                "container": format!("YRDU{serial}{}", d.value()),
+                "container": format!("{code}{serial}{}", d.value()),
                 "captured_at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 "camera_id": "yard-in",
             })
@@ -309,7 +311,10 @@ async fn yard(server: &Server, client: &reqwest::Client, args: &SearchArgs) -> a
     let mut rng = rand::rng();
     let queries: Vec<(&str, QueryMaker)> = vec![
         ("longest stays first (50)", Box::new(|_| String::new())),
-        ("owner", Box::new(|_| "owner=YRDU".to_string())),
+        (
+            "owner (1 of 20)",
+            Box::new(|r| format!("owner={}", OWNERS[r.random_range(0..OWNERS.len())])),
+        ),
         (
             "min_dwell_secs (0-60 days)",
             Box::new(|r| format!("min_dwell_secs={}", r.random_range(0..60 * 86_400))),

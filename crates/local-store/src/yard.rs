@@ -121,9 +121,18 @@ impl Store {
             .map(|s| now.saturating_sub(s.saturating_mul(1_000_000)))
             .unwrap_or(i64::MAX);
         let owner = filter.owner.as_deref();
-        let count: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM yard WHERE gate_in_at <= ?1 AND (?2 IS NULL OR container_owner = ?2)",
-        )
+        // The owner's condition is written only when there is one: SQLite
+        // cannot use `yard_by_owner` for `(?2 IS NULL OR container_owner =
+        // ?2)`, and would walk the whole yard in time order to find one
+        // owner's containers. (`?2` stays bound either way.)
+        let (of_owner, of_yard_owner) = if owner.is_some() {
+            ("container_owner = ?2", "y.container_owner = ?2")
+        } else {
+            ("?2 IS NULL", "?2 IS NULL")
+        };
+        let count: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM yard WHERE gate_in_at <= ?1 AND {of_owner}"
+        ))
         .bind(latest_in)
         .bind(owner)
         .fetch_one(self.pool())
@@ -133,13 +142,13 @@ impl Store {
             None => (i64::MIN, String::new()),
         };
         let limit = filter.limit.max(1);
-        let rows: Vec<YardRow> = sqlx::query_as(
+        let rows: Vec<YardRow> = sqlx::query_as(&format!(
             "SELECT y.passage_id, y.gate_in_at, p.container, p.truck_plate, p.iso_type, p.lane \
                  FROM yard y JOIN passages p ON p.id = y.passage_id \
-                 WHERE y.gate_in_at <= ?1 AND (?2 IS NULL OR y.container_owner = ?2) \
+                 WHERE y.gate_in_at <= ?1 AND {of_yard_owner} \
                  AND (y.gate_in_at, y.passage_id) > (?3, ?4) \
-                 ORDER BY y.gate_in_at, y.passage_id LIMIT ?5",
-        )
+                 ORDER BY y.gate_in_at, y.passage_id LIMIT ?5"
+        ))
         .bind(latest_in)
         .bind(owner)
         .bind(after_t)

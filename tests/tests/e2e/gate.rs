@@ -96,6 +96,18 @@ async fn directions_split_passages_and_the_yard_keeps_dwell() {
     assert_eq!(yard["count"], 1);
     assert_eq!(yard["yard"][0]["container"], "CSQU3054383");
     assert!(yard["yard"][0]["dwell_secs"].as_i64().unwrap() > 0);
+    // The owner filter, with and without a match.
+    let (_, of_owner) = app.get("/api/v1/yard?owner=CSQU").await;
+    assert_eq!(of_owner["count"], 1);
+    assert_eq!(of_owner["yard"][0]["container"], "CSQU3054383");
+    let (_, none) = app.get("/api/v1/yard?owner=MSCU").await;
+    assert_eq!(
+        (
+            none["count"].as_i64(),
+            none["yard"].as_array().map(Vec::len)
+        ),
+        (Some(0), Some(0))
+    );
     let (s, stats) = app
         .get("/api/v1/yard/stats?from=2024-05-01T00:00:00Z&to=2024-05-02T00:00:00Z&bucket=day")
         .await;
