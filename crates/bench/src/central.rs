@@ -18,7 +18,7 @@ use clap::Args;
 use rand::Rng;
 use sqlx::{Connection, PgConnection};
 
-use crate::latency::{ms, Latencies};
+use crate::latency::{ms, timed_get, Latencies};
 use crate::reads::OWNERS;
 
 #[derive(Debug, Clone, Args)]
@@ -36,22 +36,6 @@ pub struct CentralArgs {
 
 const SITES: u32 = 20;
 const MONTHS: u32 = 12;
-
-/// GETs `url` and reads its JSON body, timing both.
-async fn timed_get(
-    client: &reqwest::Client,
-    url: &str,
-) -> anyhow::Result<(Duration, serde_json::Value)> {
-    let t = Instant::now();
-    let body = client
-        .get(url)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    Ok((t.elapsed(), body))
-}
 
 /// Generates `rows` passages across [`SITES`] sites and the [`MONTHS`]
 /// months before now, one statement per month. Triggers are skipped for

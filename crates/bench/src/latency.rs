@@ -1,6 +1,6 @@
-//! Latency percentiles, kept in an HDR histogram.
+//! Latency percentiles, kept in an HDR histogram, and a timed GET.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
@@ -46,6 +46,22 @@ impl Latencies {
 /// A latency in milliseconds, for the tables.
 pub fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// GETs `url` and reads its JSON body, timing both.
+pub async fn timed_get(
+    client: &reqwest::Client,
+    url: &str,
+) -> anyhow::Result<(Duration, serde_json::Value)> {
+    let t = Instant::now();
+    let body = client
+        .get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok((t.elapsed(), body))
 }
 
 #[cfg(test)]

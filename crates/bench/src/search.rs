@@ -21,7 +21,7 @@ use gatelog_metrics::Metrics;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
-use crate::latency::{ms, Latencies};
+use crate::latency::{ms, timed_get, Latencies};
 use crate::reads::OWNERS;
 use crate::server::{Server, ServerOptions};
 
@@ -43,22 +43,6 @@ pub struct SearchArgs {
 }
 
 const CAMERAS: usize = 8;
-
-/// GETs `url` and reads its JSON body, timing both.
-async fn timed_get(
-    client: &reqwest::Client,
-    url: &str,
-) -> anyhow::Result<(Duration, serde_json::Value)> {
-    let t = Instant::now();
-    let body = client
-        .get(url)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    Ok((t.elapsed(), body))
-}
 
 /// Writes `passages` generated passages into a new store at `db`, through
 /// the store's own writer, the one connection that writes.
