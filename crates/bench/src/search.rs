@@ -44,14 +44,53 @@ pub struct SearchArgs {
 
 const CAMERAS: usize = 8;
 
+/// Whose passages a generated store holds, and how many wait for sync.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    /// The site every passage belongs to, and the store's own site id.
+    pub site_id: &'a str,
+    /// How each passage's sync state is drawn.
+    pub sync: SyncMix,
+}
+
+/// How the sync states of generated passages are drawn.
+#[derive(Debug, Clone, Copy)]
+pub enum SyncMix {
+    /// One in a hundred pending, the rest synced: a site that keeps up.
+    MostlySynced,
+    /// Every passage pending: a site whose whole store waits for sync.
+    AllPending,
+}
+
+/// The one site of the search and ingest benches.
+const SEARCH_ORIGIN: Origin<'static> = Origin {
+    site_id: "site-1",
+    sync: SyncMix::MostlySynced,
+};
+
 /// Writes `passages` generated passages into a new store at `db`, through
 /// the store's own writer, the one connection that writes.
 pub async fn generate_store(db: &Path, passages: usize) -> anyhow::Result<()> {
+    generate_store_of(db, passages, SEARCH_ORIGIN).await
+}
+
+/// [`generate_store`] for the site and sync states `origin` names.
+pub async fn generate_store_of(
+    db: &Path,
+    passages: usize,
+    origin: Origin<'_>,
+) -> anyhow::Result<()> {
     let config = StoreConfig {
         path: db.to_path_buf(),
         ..StoreConfig::default()
     };
-    let opened = Store::open(&config, &DedupConfig::default(), "site-1", Metrics::new()).await?;
+    let opened = Store::open(
+        &config,
+        &DedupConfig::default(),
+        origin.site_id,
+        Metrics::new(),
+    )
+    .await?;
     let token = CancellationToken::new();
     let writer = opened.writer;
     let stop = token.clone();
@@ -59,7 +98,11 @@ pub async fn generate_store(db: &Path, passages: usize) -> anyhow::Result<()> {
     let mut done = 0;
     while done < passages {
         let n = (passages - done).min(20_000);
-        opened.store.writer().import(generate(n, done)).await?;
+        opened
+            .store
+            .writer()
+            .import(generate(n, done, origin))
+            .await?;
         done += n;
     }
     token.cancel();
@@ -68,8 +111,9 @@ pub async fn generate_store(db: &Path, passages: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Generated passages: `n` spread over a year, 20 owners, 8 cameras.
-fn generate(n: usize, offset: usize) -> Vec<Passage> {
+/// Generated passages of `origin`'s site: `n` spread over a year, 20
+/// owners, 8 cameras.
+pub fn generate(n: usize, offset: usize, origin: Origin<'_>) -> Vec<Passage> {
     let mut rng = rand::rng();
     let year = 365 * 86_400i64;
     let start = Utc
@@ -91,7 +135,7 @@ fn generate(n: usize, offset: usize) -> Vec<Passage> {
                 );
             Passage {
                 id: uuid::Uuid::now_v7(),
-                site_id: "site-1".into(),
+                site_id: origin.site_id.into(),
                 container: format!("{owner}{serial}{d}"),
                 container_owner: owner.into(),
                 container_number: serial,
@@ -108,10 +152,9 @@ fn generate(n: usize, offset: usize) -> Vec<Passage> {
                 created_at: t,
                 updated_at: t,
                 version: 1,
-                sync_state: if rng.random_bool(0.99) {
-                    SyncState::Synced
-                } else {
-                    SyncState::Pending
+                sync_state: match origin.sync {
+                    SyncMix::MostlySynced if rng.random_bool(0.99) => SyncState::Synced,
+                    SyncMix::MostlySynced | SyncMix::AllPending => SyncState::Pending,
                 },
                 corrections: Vec::new(),
                 // Odd cameras face in, even ones out.
