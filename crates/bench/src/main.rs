@@ -18,6 +18,8 @@
 //! - [`ws`]: live feed push latency and memory per idle client.
 //! - [`central`]: the head-office view (`gatelog central serve`) over a
 //!   generated central table in PostgreSQL.
+//! - [`sites`]: many `gatelog serve` syncing into one central database at
+//!   once, against a raw upsert of the same rows by as many clients.
 
 mod central;
 mod ingest;
@@ -25,6 +27,7 @@ mod latency;
 mod reads;
 mod search;
 mod server;
+mod sites;
 mod ws;
 
 use std::path::PathBuf;
@@ -57,6 +60,9 @@ enum Command {
     Ws(ws::WsArgs),
     /// The head-office view's read latency over a generated central table.
     Central(central::CentralArgs),
+    /// Many sites syncing into one central database at once, against a
+    /// raw multi-client upsert.
+    Sites(sites::SitesArgs),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +84,7 @@ fn main() -> ExitCode {
             Command::Search(args) => search::run(&gatelog, &args).await,
             Command::Ws(args) => ws::run(&gatelog, &args).await,
             Command::Central(args) => central::run(&gatelog, &args).await,
+            Command::Sites(args) => sites::run(&gatelog, &args).await,
         }
     });
     match result {

@@ -1,0 +1,787 @@
+//! `gatelog-bench sites`: many sites syncing into one central database at
+//! once, against a raw upsert of the same volume by as many clients.
+//!
+//! The bench applies the central schema (`gatelog migrate --central`) to a
+//! database it is given (it must be empty, and the user a superuser, since
+//! the bench locks and truncates the table), and then:
+//!
+//! 1. fills one store per site (`site-00`, `site-01`, …) with `--passages`
+//!    generated passages through the store's own writer, every one pending
+//!    sync (timed apart, not measured);
+//! 2. measures the baseline: one tokio task per site, each on its own
+//!    connection, upserts as many rows (sites `raw-00`, …, fresh ids) in
+//!    batches of `sync.batch_size`'s default, with the statement the direct
+//!    PostgreSQL target sends; its rate is all rows over the wall time.
+//!    The table is then truncated, so the sites start from empty as the
+//!    baseline did;
+//! 3. measures the sites: one `gatelog serve` per store (one HTTP worker,
+//!    the default sync settings), syncing over the direct PostgreSQL
+//!    target. While they start, the bench holds an EXCLUSIVE lock on
+//!    `container_logs`, so each site's first batch waits at the table. The
+//!    clock starts when every site's sync connection is seen waiting there
+//!    and the lock is released: every site then starts at the same
+//!    instant, and no server's start-up is timed. The bench counts the
+//!    central rows per site every 200 ms until each site's count reaches
+//!    its local count; the rate is all rows over the time the last site
+//!    took, and each site's drain time is when the poll first saw it whole;
+//! 4. checks, after the servers stopped, and fails unless all hold: each
+//!    site's central ids are its local ids, with the local versions (no
+//!    lost update); no id is in the table twice; no local passage is a dead
+//!    letter (a conflict the target refused) or left unconfirmed.
+//!
+//! The machine's CPU use during each phase is printed beside the rates: on
+//! a small machine the sites' own processes (HTTP server, SQLite reads and
+//! writes, binding) share the cores with PostgreSQL, where the baseline's
+//! one client process only binds.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use futures_util::future::{join_all, try_join_all};
+use gatelog_core::Passage;
+use prometheus::core::Collector;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection};
+
+use crate::search::{generate, generate_store_of, Origin, SyncMix};
+use crate::server::{Server, ServerOptions};
+
+#[derive(Debug, Clone, Args)]
+pub struct SitesArgs {
+    /// An empty PostgreSQL database, reached as a superuser.
+    #[arg(long, env = "DATABASE_URL")]
+    pub url: String,
+    /// Site servers syncing at once; also the baseline's clients.
+    #[arg(long, default_value_t = 20)]
+    pub sites: usize,
+    /// Passages in each site's store; also each baseline client's rows.
+    #[arg(long, default_value_t = 25_000)]
+    pub passages: usize,
+    /// Folder for the sites' stores. Default: a new temporary folder.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// Rows per upsert in the baseline: `sync.batch_size`'s default, which the
+/// sites run with.
+const BATCH_SIZE: usize = 500;
+/// How often the central counts are read while the sites drain.
+const POLL: Duration = Duration::from_millis(200);
+/// How long the central table may go without a new row before the bench
+/// gives up on the sites.
+const STALL: Duration = Duration::from_secs(60);
+/// How long the sites' first batches may take to reach the locked table.
+const GATHER: Duration = Duration::from_secs(60);
+
+pub async fn run(gatelog: &Path, args: &SitesArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.sites > 0, "--sites must be at least 1");
+    anyhow::ensure!(args.passages > 0, "--passages must be at least 1");
+    println!(
+        "# gatelog-bench sites ({} sites, {} passages each, batches of {BATCH_SIZE})\n",
+        args.sites, args.passages
+    );
+    let tmp;
+    let dir = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            d.clone()
+        }
+        None => {
+            tmp = tempfile::Builder::new()
+                .prefix("gatelog-bench-")
+                .tempdir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+
+    let out = tokio::process::Command::new(gatelog)
+        .args(["migrate", "--central"])
+        .env("DATABASE_URL", &args.url)
+        .output()
+        .await?;
+    anyhow::ensure!(
+        out.status.success(),
+        "gatelog migrate --central failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut conn = PgConnection::connect(&args.url).await?;
+    let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM public.container_logs")
+        .fetch_one(&mut conn)
+        .await?;
+    anyhow::ensure!(
+        existing == 0,
+        "the database must be empty ({existing} rows)"
+    );
+
+    let sites: Vec<Site> = (0..args.sites)
+        .map(|i| {
+            let id = format!("site-{i:02}");
+            Site {
+                db: dir.join(format!("{id}.db")),
+                id,
+            }
+        })
+        .collect();
+    let t = Instant::now();
+    try_join_all(sites.iter().map(|s| {
+        generate_store_of(
+            &s.db,
+            args.passages,
+            Origin {
+                site_id: &s.id,
+                sync: SyncMix::AllPending,
+            },
+        )
+    }))
+    .await?;
+    let mut local_counts = Vec::with_capacity(sites.len());
+    for s in &sites {
+        local_counts.push(read_local(&s.db).await?.len() as i64);
+    }
+    println!(
+        "generated {} stores ({} passages) in {:.1} s\n",
+        sites.len(),
+        local_counts.iter().sum::<i64>(),
+        t.elapsed().as_secs_f64()
+    );
+
+    let raw = raw_baseline(&mut conn, args).await?;
+    let synced = site_phase(gatelog, &mut conn, args, &sites, &local_counts).await?;
+    let checks = check(&mut conn, &sites).await?;
+    conn.close().await?;
+
+    let ratio = synced.rate() / raw.rate();
+    let (fastest, slowest) = synced.drain_range();
+    println!("| measure | value |\n|---|---|");
+    println!(
+        "| baseline: {} clients, raw multi-row upsert | {:.0} rows/s ({} rows in {:.2} s) |",
+        args.sites,
+        raw.rate(),
+        raw.rows,
+        raw.wall.as_secs_f64()
+    );
+    println!(
+        "| sites: {} `gatelog serve` syncing at once | {:.0} rows/s ({} rows in {:.2} s) |",
+        args.sites,
+        synced.rate(),
+        synced.rows,
+        synced.wall.as_secs_f64()
+    );
+    println!(
+        "| ratio sites / baseline (target ≥ 0.5) | {ratio:.2}{} |",
+        if ratio >= 0.5 { "" } else { ", below target" }
+    );
+    println!(
+        "| per-site drain time, min / max | {:.2} s / {:.2} s |",
+        fastest.as_secs_f64(),
+        slowest.as_secs_f64()
+    );
+    println!(
+        "| machine CPU busy, baseline / sites (2 = two cores) | {:.2} / {:.2} |",
+        raw.cores_busy, synced.cores_busy
+    );
+    println!(
+        "| CPU time of the site servers, all together | {:.1} s |",
+        synced.server_cpu.as_secs_f64()
+    );
+    println!(
+        "| central count polls, their share of the wall time | {} polls, {:.0} % |",
+        synced.polls,
+        100.0 * synced.poll_time.as_secs_f64() / synced.wall.as_secs_f64()
+    );
+    println!(
+        "| failed batches retried (all sites) | {} |",
+        synced.retries
+    );
+
+    println!("\n| check | result |\n|---|---|");
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| c.name)
+        .collect();
+    for c in &checks {
+        let verdict = if c.passed { "pass" } else { "FAIL" };
+        println!("| {} | {verdict}: {} |", c.name, c.detail);
+    }
+    if !failed.is_empty() {
+        bail!("{} check(s) failed: {}", failed.len(), failed.join("; "));
+    }
+    Ok(())
+}
+
+/// One site: its id and its store.
+struct Site {
+    id: String,
+    db: PathBuf,
+}
+
+/// The figures of the baseline.
+struct RawRun {
+    rows: u64,
+    wall: Duration,
+    /// Cores the machine kept busy on average, whatever the process.
+    cores_busy: f64,
+}
+
+impl RawRun {
+    fn rate(&self) -> f64 {
+        self.rows as f64 / self.wall.as_secs_f64()
+    }
+}
+
+/// The figures of the sites' phase.
+struct SiteRun {
+    rows: u64,
+    wall: Duration,
+    /// When the poll first saw each site's rows all in the table.
+    drained: Vec<Duration>,
+    cores_busy: f64,
+    /// CPU time the servers used from their start to their stop.
+    server_cpu: Duration,
+    /// Central count queries made while the sites drained, and the time
+    /// they took: load the baseline does not carry.
+    polls: u64,
+    poll_time: Duration,
+    /// `gatelog_sync_retries_total`, summed over the servers.
+    retries: u64,
+}
+
+impl SiteRun {
+    fn rate(&self) -> f64 {
+        self.rows as f64 / self.wall.as_secs_f64()
+    }
+
+    fn drain_range(&self) -> (Duration, Duration) {
+        let min = self.drained.iter().min().copied().unwrap_or_default();
+        let max = self.drained.iter().max().copied().unwrap_or_default();
+        (min, max)
+    }
+}
+
+/// The baseline: one task per site, each on its own connection, upserting
+/// `args.passages` fresh rows in batches of [`BATCH_SIZE`], all at once.
+/// The rows are generated and the connections opened before the clock
+/// starts; the sites' servers too have connected before theirs does.
+async fn raw_baseline(conn: &mut PgConnection, args: &SitesArgs) -> anyhow::Result<RawRun> {
+    let sql = upsert_sql();
+    let mut clients = Vec::with_capacity(args.sites);
+    for i in 0..args.sites {
+        let site_id = format!("raw-{i:02}");
+        let rows = generate(
+            args.passages,
+            0,
+            Origin {
+                site_id: &site_id,
+                sync: SyncMix::AllPending,
+            },
+        );
+        clients.push((PgConnection::connect(&args.url).await?, rows));
+    }
+    let cpu = CpuTicks::now();
+    let t = Instant::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|(mut client, rows)| {
+            let sql = sql.clone();
+            tokio::spawn(async move {
+                for batch in rows.chunks(BATCH_SIZE) {
+                    // Unnamed, as the target sends it (`persistent(false)`),
+                    // so neither side gains from a prepared statement.
+                    bind_rows(sqlx::query(&sql).persistent(false), batch)
+                        .execute(&mut client)
+                        .await?;
+                }
+                anyhow::Ok(client)
+            })
+        })
+        .collect();
+    let mut done = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        done.push(task.await??);
+    }
+    let wall = t.elapsed();
+    let cores_busy = cpu.cores_busy_since();
+    for client in done {
+        client.close().await?;
+    }
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM public.container_logs")
+        .fetch_one(&mut *conn)
+        .await?;
+    let expected = (args.sites * args.passages) as i64;
+    anyhow::ensure!(
+        rows == expected,
+        "the baseline left {rows} rows in the table, not {expected}"
+    );
+    sqlx::raw_sql("TRUNCATE public.container_logs")
+        .execute(&mut *conn)
+        .await?;
+    println!(
+        "baseline: {rows} rows in {:.2} s, table truncated\n",
+        wall.as_secs_f64()
+    );
+    Ok(RawRun {
+        rows: rows as u64,
+        wall,
+        cores_busy,
+    })
+}
+
+/// The columns the direct target writes, in its order (`COLUMNS` in
+/// crates/sync/src/row.rs).
+const COLUMNS: [&str; 23] = [
+    "id",
+    "site_id",
+    "captured_at",
+    "container_owner",
+    "container_number",
+    "check_digit",
+    "check_digit_ok",
+    "flags",
+    "source_video",
+    "cropped_image_ref",
+    "camera_id",
+    "confidence",
+    "seen_count",
+    "last_seen_at",
+    "created_at",
+    "updated_at",
+    "version",
+    "corrections",
+    "direction",
+    "lane",
+    "truck_plate",
+    "iso_type",
+    "dwell_secs",
+];
+
+/// The direct target's upsert, written out again here: the function that
+/// builds it (`upsert_sql` in crates/sync/src/postgres/service.rs) is
+/// private to gatelog-sync, and only its `Sink`, which adds a ping and a
+/// transaction around each batch, is public. This is the same statement
+/// with the same arrays, keyed and guarded the same way, sent alone.
+fn upsert_sql() -> String {
+    let cols = COLUMNS.join(", ");
+    let updates = COLUMNS
+        .iter()
+        .filter(|c| !matches!(**c, "id" | "captured_at"))
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "INSERT INTO container_logs ({cols}) \
+         SELECT * FROM UNNEST(\
+           $1::text[]::uuid[], $2::text[], $3::text[]::timestamptz[], $4::text[], $5::text[], \
+           $6::int2[], $7::bool[], $8::int2[], $9::text[], $10::text[], $11::text[], \
+           $12::float8[], $13::int8[], $14::text[]::timestamptz[], $15::text[]::timestamptz[], \
+           $16::text[]::timestamptz[], $17::int8[], $18::text[]::jsonb[], $19::text[], \
+           $20::text[], $21::text[], $22::text[], $23::int8[]) \
+         ON CONFLICT (id, captured_at) DO UPDATE SET {updates} \
+         WHERE container_logs.version < excluded.version \
+            OR container_logs.site_id IS DISTINCT FROM excluded.site_id"
+    )
+}
+
+type Query<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds one array per column, converted as the direct target converts
+/// them (times as RFC 3339 text to the microsecond, ids as text).
+fn bind_rows<'q>(q: Query<'q>, rows: &[Passage]) -> Query<'q> {
+    let ts =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let text = |f: fn(&Passage) -> &str| rows.iter().map(|p| f(p).to_string()).collect::<Vec<_>>();
+    let opt = |f: fn(&Passage) -> Option<&str>| {
+        rows.iter()
+            .map(|p| f(p).map(str::to_string))
+            .collect::<Vec<_>>()
+    };
+    q.bind(rows.iter().map(|p| p.id.to_string()).collect::<Vec<_>>())
+        .bind(text(|p| &p.site_id))
+        .bind(rows.iter().map(|p| ts(p.captured_at)).collect::<Vec<_>>())
+        .bind(text(|p| &p.container_owner))
+        .bind(text(|p| &p.container_number))
+        .bind(
+            rows.iter()
+                .map(|p| p.check_digit.map(i16::from))
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|p| p.check_digit_ok).collect::<Vec<_>>())
+        .bind(rows.iter().map(|p| p.flags.to_i16()).collect::<Vec<_>>())
+        .bind(opt(|p| p.source_video.as_deref()))
+        .bind(opt(|p| p.cropped_image_ref.as_deref()))
+        .bind(opt(|p| p.camera_id.as_deref()))
+        .bind(rows.iter().map(|p| p.confidence).collect::<Vec<_>>())
+        .bind(rows.iter().map(|p| p.seen_count).collect::<Vec<_>>())
+        .bind(rows.iter().map(|p| ts(p.last_seen_at)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|p| ts(p.created_at)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|p| ts(p.updated_at)).collect::<Vec<_>>())
+        .bind(rows.iter().map(|p| p.version).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|p| serde_json::to_string(&p.corrections).unwrap_or_else(|_| "[]".into()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|p| p.direction.as_str().to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(opt(|p| p.lane.as_deref()))
+        .bind(opt(|p| p.truck_plate.as_deref()))
+        .bind(opt(|p| p.iso_type.as_deref()))
+        .bind(rows.iter().map(|p| p.dwell_secs).collect::<Vec<_>>())
+}
+
+/// Starts one server per site behind a locked table, releases them at
+/// once, and times until every site's rows are all in the table.
+async fn site_phase(
+    gatelog: &Path,
+    conn: &mut PgConnection,
+    args: &SitesArgs,
+    sites: &[Site],
+    local_counts: &[i64],
+) -> anyhow::Result<SiteRun> {
+    let mut gate = PgConnection::connect(&args.url).await?;
+    let mut lock = gate.begin().await?;
+    sqlx::query("LOCK TABLE public.container_logs IN EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await?;
+
+    let options: Vec<ServerOptions> = sites
+        .iter()
+        .map(|s| ServerOptions {
+            workers: Some(1),
+            env: vec![
+                ("GATELOG_SITE__ID", s.id.clone()),
+                ("GATELOG_SYNC__TARGET", "postgres".to_string()),
+                ("DATABASE_URL", args.url.clone()),
+                // The first batch waits at the locked table until every
+                // site has started; the default 10 s could run out on a
+                // slow machine, and a timed-out batch would be retried
+                // after a backoff, which the clock would then measure.
+                ("GATELOG_SYNC__REQUEST_TIMEOUT_MS", "120000".to_string()),
+                // Sync's warnings stay; the start-up notices every server
+                // gives (no keys on loopback, the WebSocket cap the bench
+                // raised) would only bury them.
+                (
+                    "RUST_LOG",
+                    "warn,gatelog_supervisor::serve=error".to_string(),
+                ),
+            ],
+        })
+        .collect();
+    let t = Instant::now();
+    let servers = try_join_all(
+        sites
+            .iter()
+            .zip(&options)
+            .map(|(s, o)| Server::start(gatelog, &s.db, o)),
+    )
+    .await?;
+    // Every site's first batch is ready when its sync connection waits for
+    // the lock; only then are all sites released together.
+    let waiting_since = Instant::now();
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = 'gatelog-sync' \
+               AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        if waiting == sites.len() as i64 {
+            break;
+        }
+        if waiting_since.elapsed() > GATHER {
+            bail!(
+                "only {waiting} of {} sites' sync reached the central table within {} s",
+                sites.len(),
+                GATHER.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "sites: {} servers started, each with its first batch waiting at the table, in {:.1} s",
+        servers.len(),
+        t.elapsed().as_secs_f64()
+    );
+
+    let index: HashMap<&str, usize> = sites
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+    let mut drained: Vec<Option<Duration>> = vec![None; sites.len()];
+    let cpu = CpuTicks::now();
+    let cpu_before: Vec<Duration> = servers.iter().map(Server::cpu).collect();
+    let t0 = Instant::now();
+    lock.commit().await?;
+    gate.close().await?;
+
+    let mut polls = 0u64;
+    let mut poll_time = Duration::ZERO;
+    let mut last_total = 0i64;
+    let mut last_progress = Instant::now();
+    let wall = loop {
+        tokio::time::sleep(POLL).await;
+        let started = Instant::now();
+        let counts: Vec<(String, i64)> =
+            sqlx::query_as("SELECT site_id, count(*) FROM public.container_logs GROUP BY site_id")
+                .fetch_all(&mut *conn)
+                .await?;
+        poll_time += started.elapsed();
+        polls += 1;
+        let now = t0.elapsed();
+        let mut total = 0;
+        for (site, count) in &counts {
+            total += count;
+            if let Some(&i) = index.get(site.as_str()) {
+                if drained[i].is_none() && *count >= local_counts[i] {
+                    drained[i] = Some(now);
+                }
+            }
+        }
+        if drained.iter().all(Option::is_some) {
+            break now;
+        }
+        if total > last_total {
+            last_total = total;
+            last_progress = Instant::now();
+        } else if last_progress.elapsed() > STALL {
+            let missing: Vec<&str> = sites
+                .iter()
+                .zip(&drained)
+                .filter(|(_, d)| d.is_none())
+                .map(|(s, _)| s.id.as_str())
+                .collect();
+            bail!(
+                "no new central row for {} s; {total} rows arrived, sites not done: {}",
+                STALL.as_secs(),
+                missing.join(", ")
+            );
+        }
+    };
+    let cores_busy = cpu.cores_busy_since();
+
+    // A site's rows are all central before its last confirmation is
+    // recorded locally; wait for every site to say so before stopping it,
+    // so the local check sees what the site knows.
+    let client = reqwest::Client::new();
+    let mut settled = Vec::with_capacity(servers.len());
+    for (server, site) in servers.iter().zip(sites) {
+        settled.push(settle(&client, server, &site.id).await?);
+    }
+    let retries_name = gatelog_metrics::Metrics::new().sync_retries_total.desc()[0]
+        .fq_name
+        .clone();
+    let mut retries = 0u64;
+    for server in &servers {
+        retries += server.metric(&retries_name).await? as u64;
+    }
+    let server_cpu = servers
+        .iter()
+        .zip(&cpu_before)
+        .map(|(s, before)| s.cpu().saturating_sub(*before))
+        .sum();
+    join_all(servers.into_iter().map(Server::stop)).await;
+    for (site, status) in sites.iter().zip(&settled) {
+        if let Some(e) = status["last_error"].as_str() {
+            println!("  {}: last sync error: {e}", site.id);
+        }
+    }
+    Ok(SiteRun {
+        rows: local_counts.iter().sum::<i64>() as u64,
+        wall,
+        drained: drained.into_iter().flatten().collect(),
+        cores_busy,
+        server_cpu,
+        polls,
+        poll_time,
+        retries,
+    })
+}
+
+/// Waits until `server`'s sync status shows nothing pending, and returns
+/// that status.
+async fn settle(
+    client: &reqwest::Client,
+    server: &Server,
+    site: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let url = format!("{}/api/v1/sync/status", server.base());
+    for _ in 0..100 {
+        let status: serde_json::Value = client
+            .get(&url)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        if status["pending"].as_i64() == Some(0) {
+            return Ok(status);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("{site} still reports passages pending after its rows reached the table")
+}
+
+/// One passage as the site's store holds it.
+#[derive(sqlx::FromRow)]
+struct LocalRow {
+    id: String,
+    version: i64,
+    synced_version: i64,
+    dead_letter_version: Option<i64>,
+}
+
+/// Every passage of the store at `db`, read on a read-only connection.
+async fn read_local(db: &Path) -> anyhow::Result<Vec<LocalRow>> {
+    let mut local = SqliteConnectOptions::new()
+        .filename(db)
+        .read_only(true)
+        .connect()
+        .await
+        .with_context(|| format!("cannot open {} read-only", db.display()))?;
+    let rows =
+        sqlx::query_as("SELECT id, version, synced_version, dead_letter_version FROM passages")
+            .fetch_all(&mut local)
+            .await?;
+    local.close().await?;
+    Ok(rows)
+}
+
+/// One enforced check and what it found.
+struct Check {
+    name: &'static str,
+    passed: bool,
+    detail: String,
+}
+
+/// Compares every site's store with its central rows, after the servers
+/// stopped.
+async fn check(conn: &mut PgConnection, sites: &[Site]) -> anyhow::Result<Vec<Check>> {
+    let mut ids_equal = 0usize;
+    let mut id_detail = Vec::new();
+    let mut version_mismatches = 0usize;
+    let mut dead_letters = 0usize;
+    let mut unconfirmed = 0usize;
+    for site in sites {
+        let local = read_local(&site.db).await?;
+        let central: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT id::text, version FROM public.container_logs WHERE site_id = $1",
+        )
+        .bind(&site.id)
+        .fetch_all(&mut *conn)
+        .await?;
+        let central: HashMap<String, i64> = central.into_iter().collect();
+        let local_ids: HashSet<&str> = local.iter().map(|r| r.id.as_str()).collect();
+        let missing = local
+            .iter()
+            .filter(|r| !central.contains_key(&r.id))
+            .count();
+        let extra = central
+            .keys()
+            .filter(|id| !local_ids.contains(id.as_str()))
+            .count();
+        if missing == 0 && extra == 0 {
+            ids_equal += 1;
+        } else {
+            id_detail.push(format!("{}: {missing} missing, {extra} extra", site.id));
+        }
+        version_mismatches += local
+            .iter()
+            .filter(|r| central.get(&r.id).is_some_and(|v| *v != r.version))
+            .count();
+        dead_letters += local
+            .iter()
+            .filter(|r| r.dead_letter_version == Some(r.version))
+            .count();
+        unconfirmed += local
+            .iter()
+            .filter(|r| r.synced_version < r.version)
+            .count();
+    }
+    let duplicated: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT id FROM public.container_logs \
+         GROUP BY id HAVING count(*) > 1) d",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(vec![
+        Check {
+            name: "every site's central ids equal its local ids",
+            passed: id_detail.is_empty(),
+            detail: if id_detail.is_empty() {
+                format!("{ids_equal} of {} sites", sites.len())
+            } else {
+                id_detail.join("; ")
+            },
+        },
+        Check {
+            name: "no id twice in the central table",
+            passed: duplicated == 0,
+            detail: format!("{duplicated} ids more than once"),
+        },
+        Check {
+            name: "every central version equals the local one (no lost update)",
+            passed: version_mismatches == 0,
+            detail: format!("{version_mismatches} differ"),
+        },
+        Check {
+            name: "no dead letters (no conflict refused by the target)",
+            passed: dead_letters == 0,
+            detail: format!("{dead_letters} dead letters"),
+        },
+        Check {
+            name: "every local passage confirmed as synced",
+            passed: unconfirmed == 0,
+            detail: format!("{unconfirmed} unconfirmed"),
+        },
+    ])
+}
+
+/// The machine's CPU counters (`/proc/stat`), to tell how busy all cores
+/// were over a phase, whichever process used them.
+struct CpuTicks {
+    /// Ticks any process used, on all cores together.
+    busy: u64,
+    at: Instant,
+}
+
+impl CpuTicks {
+    fn now() -> Self {
+        let busy = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| {
+                let fields: Vec<u64> = s
+                    .lines()
+                    .next()?
+                    .split_whitespace()
+                    .skip(1)
+                    .filter_map(|f| f.parse().ok())
+                    .collect();
+                // user nice system idle iowait irq softirq steal …: idle
+                // and iowait are the time no process used.
+                let total: u64 = fields.iter().take(8).sum();
+                let idle = fields.get(3)? + fields.get(4)?;
+                Some(total - idle)
+            })
+            .unwrap_or(0);
+        Self {
+            busy,
+            at: Instant::now(),
+        }
+    }
+
+    /// Cores kept busy on average since `self` was taken.
+    fn cores_busy_since(&self) -> f64 {
+        let now = Self::now();
+        let ticks = rustix::param::clock_ticks_per_second() as f64;
+        let busy = now.busy.saturating_sub(self.busy) as f64 / ticks;
+        busy / self.at.elapsed().as_secs_f64()
+    }
+}
