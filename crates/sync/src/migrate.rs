@@ -35,6 +35,10 @@ pub const CENTRAL_MIGRATIONS: &[(&str, &str)] = &[
         "20270201000000_notify.sql",
         include_str!("../../../migrations/central/20270201000000_notify.sql"),
     ),
+    (
+        "20270301000000_hourly.sql",
+        include_str!("../../../migrations/central/20270301000000_hourly.sql"),
+    ),
 ];
 
 /// Rows copied per transaction when an unpartitioned table is upgraded:

@@ -371,6 +371,14 @@ async fn archive_month(
     .execute(&mut *tx)
     .await
     .map_err(fail)?;
+    // Dropping a partition fires no trigger: recount its month's hourly
+    // statistics (now none) in the same transaction.
+    sqlx::query("SELECT public.container_logs_hourly_rebuild($1::timestamptz, $2::timestamptz)")
+        .bind(month.start().to_rfc3339())
+        .bind(month.next().start().to_rfc3339())
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?;
     tx.commit().await.map_err(fail)?;
     tracing::info!(partition = %name, rows, file = %data.display(), "partition archived and dropped");
     Ok(Archived {

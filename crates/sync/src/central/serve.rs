@@ -125,16 +125,18 @@ impl CentralReader {
 
     async fn search_page(&self, filter: &LogFilter) -> Result<Page, StoreError> {
         let limit = filter.limit.clamp(1, 1000);
-        let mut q =
-            QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM public.container_logs"));
-        push_filters(&mut q, filter);
-        let dir = match filter.order {
-            Order::Desc => "DESC",
-            Order::Asc => "ASC",
-        };
-        q.push(format!(" ORDER BY captured_at {dir}, id {dir} LIMIT "));
-        q.push_bind(i64::from(limit) + 1);
-        let rows = q.build().fetch_all(&self.pool).await?;
+        let want = limit as usize + 1;
+        let mut rows = Vec::new();
+        if filter.order == Order::Desc && (filter.container.is_some() || filter.q.is_some()) {
+            for slice in slices(filter, Utc::now()) {
+                rows.extend(self.rows(&slice, want - rows.len()).await?);
+                if rows.len() >= want {
+                    break;
+                }
+            }
+        } else {
+            rows = self.rows(filter, want).await?;
+        }
         let mut logs = rows.iter().map(passage).collect::<Result<Vec<_>, _>>()?;
         let next_cursor = if logs.len() > limit as usize {
             logs.truncate(limit as usize);
@@ -146,6 +148,20 @@ impl CentralReader {
             None
         };
         Ok(Page { logs, next_cursor })
+    }
+
+    /// Up to `n` rows matching `filter`, in its order.
+    async fn rows(&self, filter: &LogFilter, n: usize) -> Result<Vec<PgRow>, StoreError> {
+        let mut q =
+            QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM public.container_logs"));
+        push_filters(&mut q, filter);
+        let dir = match filter.order {
+            Order::Desc => "DESC",
+            Order::Asc => "ASC",
+        };
+        q.push(format!(" ORDER BY captured_at {dir}, id {dir} LIMIT "));
+        q.push_bind(i64::try_from(n).unwrap_or(i64::MAX));
+        Ok(q.build().fetch_all(&self.pool).await?)
     }
 
     async fn one(&self, id: Uuid) -> Result<Option<Passage>, StoreError> {
@@ -207,21 +223,25 @@ impl CentralReader {
                 })
                 .collect()
         };
-        // The central table holds passages, not reads: a passage's reads
-        // count in the bucket of its first capture (`seen_count`), its
-        // repeats are `seen_count - 1`, and a flagged passage counts once.
-        // `date_bin` (PostgreSQL 14) groups on the timestamps themselves;
-        // only the groups' starts are turned into numbers.
+        // Counted from `container_logs_hourly`, kept per site and UTC hour
+        // by the central table's triggers (`20270301000000_hourly.sql`):
+        // both buckets are whole UTC hours, so summing hours is exact and
+        // the cost grows with sites and hours, not with passages. The
+        // central table holds passages, not reads: a passage's reads count
+        // in the hour of its first capture (`seen_count`), its repeats are
+        // `seen_count - 1`, and a flagged passage counts once. `date_bin`
+        // (PostgreSQL 14) groups on the timestamps themselves; only the
+        // groups' starts are turned into numbers.
         let rows = sqlx::query(
             "SELECT site_id, (((extract(epoch from b) * 1000000)::int8 - $1) / $2)::int8, \
                     n, s, d, f \
-             FROM (SELECT site_id, date_bin($3::interval, captured_at, $4::timestamptz) AS b, \
-                          count(*)::int8 AS n, sum(seen_count)::int8 AS s, \
-                          sum(seen_count - 1)::int8 AS d, \
-                          (count(*) FILTER (WHERE flags <> 0))::int8 AS f \
-                   FROM public.container_logs \
-                   WHERE captured_at >= $4::timestamptz AND captured_at < $5::timestamptz \
+             FROM (SELECT site_id, date_bin($3::interval, hour, $4::timestamptz) AS b, \
+                          sum(passages)::int8 AS n, sum(sightings)::int8 AS s, \
+                          sum(duplicates)::int8 AS d, sum(flagged)::int8 AS f \
+                   FROM public.container_logs_hourly \
+                   WHERE hour >= $4::timestamptz AND hour < $5::timestamptz \
                    GROUP BY 1, 2) g \
+             WHERE n <> 0 OR s <> 0 \
              ORDER BY 1, 2",
         )
         .bind(start)
@@ -366,6 +386,55 @@ impl PassageReader for CentralReader {
     fn sites(&self) -> ReadFuture<'_, Option<Vec<SiteStatus>>> {
         Box::pin(async { self.site_list().await.map(Some) })
     }
+}
+
+/// How far back, in days from the newest possible match, each slice of a
+/// newest-first number search reaches; after the last, the rest.
+const SLICE_DAYS: [i64; 4] = [7, 35, 120, 400];
+
+/// A newest-first search by number (prefix or substring) cut into time
+/// slices, newest first, each ending where the one before began.
+///
+/// Such a search matches a few rows in thousands, spread over every month:
+/// as one query it must fetch every match of every partition to find the
+/// newest page, which grows with the table. Asked slice by slice, the
+/// partitions outside a slice are pruned and the first slice usually fills
+/// the page; a rare number costs a few more index probes, not more rows.
+/// The slices are disjoint and in the page's order, so their rows, taken
+/// in turn, are the page the single query would give. (An ordered Append
+/// over the partitions would do the same inside PostgreSQL, but the
+/// planner cannot use one while the default partition may hold any time.)
+fn slices(filter: &LogFilter, now: DateTime<Utc>) -> Vec<LogFilter> {
+    let top = [
+        filter.to,
+        filter
+            .cursor
+            .and_then(|c| DateTime::from_timestamp_micros(c.captured_at)),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .unwrap_or(now);
+    let mut out = Vec::new();
+    let mut upper = filter.to;
+    for days in SLICE_DAYS {
+        let lower = top - chrono::Duration::days(days);
+        if filter.from.is_some_and(|f| f >= lower) {
+            break;
+        }
+        out.push(LogFilter {
+            from: Some(lower),
+            to: upper,
+            ..filter.clone()
+        });
+        // `to` is inclusive; times are kept to the microsecond.
+        upper = Some(lower - chrono::Duration::microseconds(1));
+    }
+    out.push(LogFilter {
+        to: upper,
+        ..filter.clone()
+    });
+    out
 }
 
 /// Appends the WHERE clause for `filter`, binding every value.
@@ -644,6 +713,45 @@ mod tests {
             lag_secs: 0.0,
             stale: false,
         }
+    }
+
+    #[test]
+    fn slices_are_disjoint_newest_first_and_cover_the_range() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let day = chrono::Duration::days(1);
+        let filter = LogFilter {
+            q: Some("12".into()),
+            ..Default::default()
+        };
+        let s = slices(&filter, now);
+        assert_eq!(s.len(), SLICE_DAYS.len() + 1);
+        assert_eq!((s[0].from, s[0].to), (Some(now - day * 7), None));
+        for w in s.windows(2) {
+            let gap = w[0].from.unwrap() - w[1].to.unwrap();
+            assert_eq!(gap, chrono::Duration::microseconds(1));
+        }
+        assert_eq!(s.last().unwrap().from, None);
+        // A cursor and a `to` start the slices at the earlier of the two;
+        // a `from` ends them.
+        let bounded = LogFilter {
+            to: Some(now - day * 2),
+            from: Some(now - day * 50),
+            cursor: Some(Cursor {
+                captured_at: (now - day * 3).timestamp_micros(),
+                id: Uuid::nil(),
+            }),
+            ..filter
+        };
+        let s = slices(&bounded, now);
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[0].from, Some(now - day * 10));
+        assert_eq!(s[0].to, bounded.to);
+        assert_eq!(s[1].from, Some(now - day * 38));
+        assert_eq!(s[2].from, bounded.from);
+        assert_eq!(
+            s[2].to,
+            Some(now - day * 38 - chrono::Duration::microseconds(1))
+        );
     }
 
     #[test]
