@@ -39,12 +39,34 @@ use crate::rows::{
 use crate::sync_state::{self, SyncOp};
 use crate::{StoreConfig, StoreError};
 
-/// Rows per multi-row statement: 500 rows of 20 columns stays well under
-/// SQLite's limit of 32,766 bound parameters.
-const ROWS_PER_STATEMENT: usize = 500;
-/// Dedup keys per candidate query: five parameters each, and below
-/// SQLite's limit of 500 terms in one compound SELECT.
-const KEYS_PER_QUERY: usize = 200;
+/// Rows per multi-row statement, at most: 256 rows of 20 columns stays
+/// well under SQLite's limit of 32,766 bound parameters.
+const ROWS_PER_STATEMENT: usize = 256;
+/// Dedup keys per candidate query, at most: five parameters each, and
+/// below SQLite's limit of 500 terms in one compound SELECT.
+const KEYS_PER_QUERY: usize = 128;
+
+/// Splits `items` into chunks whose lengths are powers of two, largest
+/// first, none longer than `max` (itself a power of two).
+///
+/// A multi-row statement's text depends on its row count. Cut this way, a
+/// writer meets at most `log2(max) + 1` texts per kind of statement, which
+/// the connection's prepared-statement cache (sqlx keeps 100) holds for
+/// good; cut at any length, nearly every batch size was a new text,
+/// parsed and planned again, evicting another from the cache.
+fn shaped<T>(items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    debug_assert!(max.is_power_of_two());
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        let len = rest.len();
+        if len == 0 {
+            return None;
+        }
+        let (head, tail) = rest.split_at(max.min(1 << len.ilog2()));
+        rest = tail;
+        Some(head)
+    })
+}
 
 /// Runs `body` (a future using `conn`) between [`begin`] and [`finish`].
 macro_rules! in_transaction {
@@ -761,7 +783,7 @@ async fn load_candidates(
         e.1 = e.1.max(t);
     }
     let keys: Vec<(&Key, &(i64, i64))> = by_key.iter().collect();
-    for chunk in keys.chunks(KEYS_PER_QUERY) {
+    for chunk in shaped(&keys, KEYS_PER_QUERY) {
         // One SELECT per key, joined by UNION ALL, so that each arm is a
         // range seek on passages_by_key whatever the planner makes of ORs.
         let mut q = QueryBuilder::<Sqlite>::new("");
@@ -859,7 +881,7 @@ async fn write_reads(
         .filter_map(|(r, _)| r.id.map(|id| id.to_string()))
         .collect();
     let mut stored: HashMap<Uuid, Earlier> = HashMap::new();
-    for chunk in client_ids.chunks(ROWS_PER_STATEMENT) {
+    for chunk in shaped(&client_ids, ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "SELECT id, client_id, passage_id, outcome, content_digest FROM sightings WHERE client_id IN (",
         );
@@ -938,7 +960,7 @@ async fn write_reads(
         })
         .collect();
     let mut replayed: HashMap<Uuid, Passage> = HashMap::new();
-    for chunk in replay_ids.chunks(ROWS_PER_STATEMENT) {
+    for chunk in shaped(&replay_ids, ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(format!(
             "SELECT {PASSAGE_COLUMNS} FROM passages WHERE id IN ("
         ));
@@ -999,7 +1021,7 @@ async fn write_reads(
     }
 
     // 6. Write back: passages first (sightings reference them).
-    for chunk in plan.passages.chunks(ROWS_PER_STATEMENT) {
+    for chunk in shaped(&plan.passages, ROWS_PER_STATEMENT) {
         upsert_candidates(conn, chunk).await?;
     }
     let sightings: Vec<NewSighting> = fresh
@@ -1014,7 +1036,7 @@ async fn write_reads(
             kind: kind_of(d.joined),
         })
         .collect();
-    for chunk in sightings.chunks(ROWS_PER_STATEMENT) {
+    for chunk in shaped(&sightings, ROWS_PER_STATEMENT) {
         insert_sightings(conn, chunk).await?;
     }
     Ok(outcomes)
@@ -1028,12 +1050,11 @@ async fn queue(
     received_at: i64,
 ) -> Result<Vec<Queued>, StoreError> {
     let mut seen: HashMap<Uuid, (Uuid, String)> = HashMap::new();
-    for chunk in reads
+    let client_ids: Vec<String> = reads
         .iter()
         .filter_map(|r| r.id.map(|id| id.to_string()))
-        .collect::<Vec<_>>()
-        .chunks(ROWS_PER_STATEMENT)
-    {
+        .collect();
+    for chunk in shaped(&client_ids, ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "SELECT client_id, id, content_digest FROM unresolved_reads WHERE client_id IN (",
         );
@@ -1074,7 +1095,7 @@ async fn queue(
             replay: Replay::Fresh,
         });
     }
-    for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
+    for chunk in shaped(&fresh, ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO unresolved_reads (id, site_id, client_id, content_digest, text, captured_at, \
              received_at, flags, camera_id, source_video, cropped_image_ref, confidence, raw, \
@@ -1426,7 +1447,7 @@ async fn upsert_candidates(
 }
 
 async fn import(conn: &mut SqliteConnection, passages: Vec<Passage>) -> Result<(), StoreError> {
-    for chunk in passages.chunks(ROWS_PER_STATEMENT) {
+    for chunk in shaped(&passages, ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(format!(
             "INSERT OR IGNORE INTO passages ({PASSAGE_COLUMNS}) "
         ));
@@ -1496,5 +1517,32 @@ impl WriterHandle {
             reply,
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shaped;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn shaped_chunks_keep_every_item_in_order_in_few_lengths() {
+        let mut lengths = BTreeSet::new();
+        for n in 0..=1_000usize {
+            let items: Vec<usize> = (0..n).collect();
+            let chunks: Vec<&[usize]> = shaped(&items, 256).collect();
+            assert_eq!(chunks.concat(), items, "n = {n}");
+            for c in &chunks {
+                assert!(
+                    c.len().is_power_of_two() && c.len() <= 256,
+                    "n = {n}: {}",
+                    c.len()
+                );
+            }
+            // Largest first: at most one chunk of each length below the cap.
+            assert!(chunks.windows(2).all(|w| w[0].len() >= w[1].len()));
+            lengths.extend(chunks.iter().map(|c| c.len()));
+        }
+        assert_eq!(lengths.len(), 9, "1, 2, 4 … 256: {lengths:?}");
     }
 }
