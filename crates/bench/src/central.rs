@@ -3,18 +3,19 @@
 //!
 //! The bench applies the central schema (`gatelog migrate --central`) to a
 //! database it is given (it must be empty, and the user a superuser, since
-//! the load skips the table's triggers), generates passages of 20 sites
-//! spread over the 12 months before now inside PostgreSQL (`INSERT …
-//! SELECT generate_series`, one statement per month), analyses the table,
-//! starts `gatelog central serve` on it, and times its HTTP API per
-//! filter.
+//! the load skips the table's triggers), creates the partitions of the
+//! 12 months before now, streams passages of 20 sites spread over those
+//! months into it with `COPY` (one per month), counts the hourly statistics, vacuums and analyses the table, starts
+//! `gatelog central serve` on it, and times its HTTP API per filter.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use clap::Args;
+use gatelog_core::{CheckDigit, OwnerCode, SerialNumber};
 use rand::Rng;
 use sqlx::{Connection, PgConnection};
 
@@ -32,45 +33,95 @@ pub struct CentralArgs {
     /// Queries per filter.
     #[arg(long, default_value_t = 200)]
     pub queries: usize,
+    /// Measure the passages an earlier run generated in this database
+    /// (left in place) instead of generating them again.
+    #[arg(long)]
+    pub reuse: bool,
 }
 
 const SITES: u32 = 20;
 const MONTHS: u32 = 12;
 
 /// Generates `rows` passages across [`SITES`] sites and the [`MONTHS`]
-/// months before now, one statement per month. Triggers are skipped for
-/// the load (`session_replication_role = replica`): the ids are new, so
-/// no row moves, and a million notifications would only fill the queue.
+/// months before now, streamed with `COPY … FROM STDIN` (text format), one
+/// `COPY` per month. Triggers are skipped for the load
+/// (`session_replication_role = replica`): the ids are new, so no row
+/// moves, and millions of notifications would only fill the queue; the
+/// hourly statistics the triggers would have kept are then counted once
+/// with `container_logs_hourly_rebuild`, as the migration says to after
+/// such a load.
 async fn generate(conn: &mut PgConnection, rows: u64) -> anyhow::Result<()> {
+    // Each month has its partition, as the daily upkeep would have made
+    // it at the time; without them every row would wait in the default
+    // partition, and nothing could be pruned.
+    sqlx::query(
+        "SELECT public.container_logs_ensure_partition('container_logs', \
+                (now() - make_interval(months => m))::date) \
+         FROM generate_series(0, $1) m",
+    )
+    .bind(i32::try_from(MONTHS)? + 1)
+    .execute(&mut *conn)
+    .await?;
     sqlx::raw_sql("SET session_replication_role = replica")
         .execute(&mut *conn)
         .await?;
     let per_month = rows / u64::from(MONTHS);
-    let owners: Vec<String> = OWNERS.iter().map(|o| o.to_string()).collect();
+    let now = Utc::now();
+    let month = chrono::Duration::days(30);
+    let mut rng = rand::rng();
     for m in 0..MONTHS {
-        sqlx::query(
-            "INSERT INTO public.container_logs (id, site_id, captured_at, container_owner, \
-                 container_number, check_digit, check_digit_ok, camera_id, seen_count, \
-                 last_seen_at, created_at, updated_at, version)
-             SELECT gen_random_uuid(), 'site-' || lpad((i % $3)::text, 2, '0'), t,
-                    ($4::text[])[1 + (i * 7919) % array_length($4::text[], 1)],
-                    lpad(((i * 104729) % 1000000)::text, 6, '0'), (i % 10)::int2, true,
-                    'cam-' || (i % 8), 1 + i % 9, t + interval '30 seconds', t, t, 1
-             FROM generate_series(1, $1) i,
-                  LATERAL (SELECT now() - make_interval(days => 30 * ($2 + 1))
-                                  + (i * interval '30 days') / $1) g(t)",
-        )
-        .bind(i64::try_from(per_month)?)
-        .bind(i32::try_from(m)?)
-        .bind(i64::from(SITES))
-        .bind(&owners)
-        .execute(&mut *conn)
-        .await?;
+        let start = now - month * (i32::try_from(m)? + 1);
+        let mut copy = conn
+            .copy_in_raw(
+                "COPY public.container_logs (id, site_id, captured_at, container_owner, \
+                     container_number, check_digit, check_digit_ok, camera_id, seen_count, \
+                     last_seen_at, created_at, updated_at, version, direction) FROM STDIN",
+            )
+            .await?;
+        let mut buf = String::with_capacity(1 << 20);
+        for i in 0..per_month {
+            let t = start + month * i32::try_from(i)? / i32::try_from(per_month)?;
+            let owner = OWNERS[rng.random_range(0..OWNERS.len())];
+            let serial = format!("{:06}", rng.random_range(0..1_000_000));
+            let digit = CheckDigit::compute(
+                &OwnerCode::parse(owner).expect("valid owner"),
+                &SerialNumber::parse(&serial).expect("valid serial"),
+            );
+            let camera = rng.random_range(1..=8);
+            let seen = rng.random_range(1..10);
+            let at = t.format("%Y-%m-%d %H:%M:%S%.6f+00");
+            let last = (t + chrono::Duration::seconds(30)).format("%Y-%m-%d %H:%M:%S%.6f+00");
+            let _ = writeln!(
+                buf,
+                "{}\tsite-{:02}\t{at}\t{owner}\t{serial}\t{}\tt\tgate-cam-{camera}\t{seen}\t{last}\t{at}\t{at}\t1\t{}",
+                uuid::Uuid::new_v4(),
+                rng.random_range(0..SITES),
+                digit.value(),
+                if camera % 2 == 1 { "in" } else { "out" },
+            );
+            if buf.len() >= 1 << 20 {
+                copy.send(buf.as_bytes()).await?;
+                buf.clear();
+            }
+        }
+        copy.send(buf.as_bytes()).await?;
+        copy.finish().await?;
         println!("  month {} of {MONTHS}: {per_month} rows", m + 1);
     }
-    sqlx::raw_sql("SET session_replication_role = origin; ANALYZE public.container_logs")
-        .execute(&mut *conn)
-        .await?;
+    sqlx::raw_sql(
+        "SET session_replication_role = origin; \
+         SELECT public.container_logs_hourly_rebuild(NULL, NULL)",
+    )
+    .execute(&mut *conn)
+    .await?;
+    // As autovacuum leaves a table some time after a load: statistics for
+    // the planner, and the trigram indexes' pending lists merged (until
+    // then every query reads each partition's list from end to end).
+    for table in ["public.container_logs", "public.container_logs_hourly"] {
+        sqlx::raw_sql(&format!("VACUUM (ANALYZE) {table}"))
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }
 
@@ -95,13 +146,18 @@ pub async fn run(gatelog: &Path, args: &CentralArgs) -> anyhow::Result<()> {
     let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM public.container_logs")
         .fetch_one(&mut conn)
         .await?;
-    anyhow::ensure!(
-        existing == 0,
-        "the database must be empty ({existing} rows)"
-    );
-    let t = Instant::now();
-    generate(&mut conn, args.rows).await?;
-    println!("generated in {:.1} s\n", t.elapsed().as_secs_f64());
+    if args.reuse {
+        anyhow::ensure!(existing > 0, "--reuse: the database holds no passages");
+        println!("reusing {existing} passages\n");
+    } else {
+        anyhow::ensure!(
+            existing == 0,
+            "the database must be empty ({existing} rows), or pass --reuse"
+        );
+        let t = Instant::now();
+        generate(&mut conn, args.rows).await?;
+        println!("generated in {:.1} s\n", t.elapsed().as_secs_f64());
+    }
     conn.close().await?;
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -221,5 +277,85 @@ pub async fn run(gatelog: &Path, args: &CentralArgs) -> anyhow::Result<()> {
         ms(took)
     );
     child.kill().await.ok();
+    contributions(&args.url, args.queries.min(50)).await
+}
+
+/// What partition pruning and the hourly counts contribute, timed in SQL
+/// on one connection (no HTTP): a site's day with pruning on and off
+/// (`enable_partition_pruning`), and 30 days of per-site daily counts from
+/// `container_logs_hourly` and from the table itself.
+async fn contributions(url: &str, queries: usize) -> anyhow::Result<()> {
+    let mut conn = PgConnection::connect(url).await?;
+    let partitions: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_inherits WHERE inhparent = 'public.container_logs'::regclass",
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    println!("\n{partitions} partitions. In SQL, one connection, {queries} queries each:\n");
+    println!("| query | p50 | p99 |\n|---|---|---|");
+    let mut rng = rand::rng();
+    let now = Utc::now();
+    for pruning in ["on", "off"] {
+        sqlx::raw_sql(&format!("SET enable_partition_pruning = {pruning}"))
+            .execute(&mut conn)
+            .await?;
+        let mut lat = Latencies::new();
+        for _ in 0..queries {
+            let from = now - chrono::Duration::days(rng.random_range(1..360));
+            let t = Instant::now();
+            sqlx::query(
+                "SELECT id FROM public.container_logs WHERE site_id = $1 \
+                 AND captured_at >= $2::timestamptz AND captured_at < $3::timestamptz \
+                 ORDER BY captured_at DESC, id DESC LIMIT 51",
+            )
+            .bind(format!("site-{:02}", rng.random_range(0..SITES)))
+            .bind(from.to_rfc3339())
+            .bind((from + chrono::Duration::days(1)).to_rfc3339())
+            .fetch_all(&mut conn)
+            .await?;
+            lat.record(t.elapsed());
+        }
+        println!(
+            "| a site's day, 51 rows, pruning {pruning} | {} | {} |",
+            ms(lat.quantile(0.5)),
+            ms(lat.quantile(0.99))
+        );
+    }
+    sqlx::raw_sql("RESET enable_partition_pruning")
+        .execute(&mut conn)
+        .await?;
+    let from_hourly = "SELECT site_id, date_bin('1 day', hour, $1::timestamptz), sum(passages), \
+         sum(sightings) FROM public.container_logs_hourly \
+         WHERE hour >= $1::timestamptz AND hour < $2::timestamptz GROUP BY 1, 2";
+    let from_table = "SELECT site_id, date_bin('1 day', captured_at, $1::timestamptz), count(*), \
+         sum(seen_count) FROM public.container_logs \
+         WHERE captured_at >= $1::timestamptz AND captured_at < $2::timestamptz GROUP BY 1, 2";
+    // Counting the table reads a month of rows per query: a few suffice.
+    for (name, sql, n) in [
+        ("hourly counts", from_hourly, queries),
+        ("the table itself", from_table, queries.min(5)),
+    ] {
+        let mut lat = Latencies::new();
+        for _ in 0..n {
+            let to = (now - chrono::Duration::days(rng.random_range(0..300)))
+                .date_naive()
+                .and_hms_opt(0, 0, 0)
+                .expect("midnight")
+                .and_utc();
+            let t = Instant::now();
+            sqlx::query(sql)
+                .bind((to - chrono::Duration::days(30)).to_rfc3339())
+                .bind(to.to_rfc3339())
+                .fetch_all(&mut conn)
+                .await?;
+            lat.record(t.elapsed());
+        }
+        println!(
+            "| 30 days per site per day, from {name} ({n} queries) | {} | {} |",
+            ms(lat.quantile(0.5)),
+            ms(lat.quantile(0.99))
+        );
+    }
+    conn.close().await?;
     Ok(())
 }
