@@ -104,6 +104,7 @@ fn env(central: &CentralDb) -> Vec<(&'static str, String)> {
 async fn gatelog(db: &Path, env: &[(&str, String)], args: &[&str]) -> anyhow::Result<String> {
     let mut cmd = tokio::process::Command::new(gatelog_bin());
     cmd.current_dir(db.parent().expect("a folder"))
+        .env_remove("GATELOG_BIN")
         .env("GATELOG_STORE__PATH", db)
         .env("RUST_LOG", "warn")
         .args(args)

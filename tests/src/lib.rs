@@ -238,6 +238,9 @@ impl BinaryApp {
             None => tokio::process::Command::new(gatelog_bin()),
         };
         cmd.arg("serve")
+            // The harness's own setting, not the server's: `gatelog` would
+            // read it as configuration (`GATELOG_…`) and refuse it.
+            .env_remove("GATELOG_BIN")
             .current_dir(dir)
             .env("GATELOG_STORE__PATH", dir.join("gatelog.db"))
             .env("GATELOG_SERVER__BIND", format!("127.0.0.1:{port}"))
