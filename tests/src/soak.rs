@@ -50,6 +50,9 @@ pub struct SoakReport {
     pub reads: u64,
     /// Reads that got no 2xx, by what happened instead.
     pub errors: std::collections::BTreeMap<String, u64>,
+    /// Reads sent a second time, with the same `id`, after the first
+    /// attempt failed at the connection, by the first attempt's failure.
+    pub retries: std::collections::BTreeMap<String, u64>,
     /// WebSocket clients that lost their connection.
     pub ws_drops: u64,
     /// Frames the WebSocket clients received in all.
@@ -173,7 +176,13 @@ pub async fn soak(plan: &Soak) -> anyhow::Result<SoakReport> {
     .await;
     let pid = app.child.id().context("the server runs")?;
     let base = app.base.clone();
-    let http = reqwest::Client::new();
+    // A client as README.md advises: idle connections are dropped before
+    // the server's keep-alive (5 s) closes them, and a read that fails at
+    // the connection is sent again with its `id`, which makes a read that
+    // did arrive a replay, never a second read.
+    let http = reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(4))
+        .build()?;
     let started = Instant::now();
     let end = started + plan.duration;
 
@@ -204,13 +213,15 @@ pub async fn soak(plan: &Soak) -> anyhow::Result<SoakReport> {
     // Reads at a steady rate; a third are repeats of a recent truck.
     let latencies: Arc<Mutex<Vec<Vec<f64>>>> = Arc::default();
     let errors: Arc<Mutex<std::collections::BTreeMap<String, u64>>> = Arc::default();
+    let retries: Arc<Mutex<std::collections::BTreeMap<String, u64>>> = Arc::default();
     let reads = Arc::new(AtomicU64::new(0));
     let load = {
-        let (base, http, latencies, errors, reads) = (
+        let (base, http, latencies, errors, retries, reads) = (
             base.clone(),
             http.clone(),
             latencies.clone(),
             errors.clone(),
+            retries.clone(),
             reads.clone(),
         );
         let rate = plan.rate;
@@ -232,24 +243,27 @@ pub async fn soak(plan: &Soak) -> anyhow::Result<SoakReport> {
                     trucks
                 };
                 let body = json!({
+                    "id": uuid::Uuid::new_v4(),
                     "container": container(truck * 7_919 + 1),
                     "captured_at": Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
                     "camera_id": "cam-1",
                 });
-                let (base, http, latencies, errors, reads) = (
+                let (base, http, latencies, errors, retries, reads) = (
                     base.clone(),
                     http.clone(),
                     latencies.clone(),
                     errors.clone(),
+                    retries.clone(),
                     reads.clone(),
                 );
                 inflight.spawn(async move {
                     let t = Instant::now();
-                    let outcome = http
-                        .post(format!("{base}/api/v1/recognitions"))
-                        .json(&body)
-                        .send()
-                        .await;
+                    let url = format!("{base}/api/v1/recognitions");
+                    let mut outcome = http.post(&url).json(&body).send().await;
+                    if let Err(e) = &outcome {
+                        *retries.lock().unwrap().entry(cause_chain(e)).or_insert(0) += 1;
+                        outcome = http.post(&url).json(&body).send().await;
+                    }
                     let ms = t.elapsed().as_secs_f64() * 1000.0;
                     reads.fetch_add(1, Ordering::Relaxed);
                     let error = match outcome {
@@ -352,6 +366,7 @@ pub async fn soak(plan: &Soak) -> anyhow::Result<SoakReport> {
     report.passages = local.ids_and_versions.len();
     report.reads = reads.load(Ordering::Relaxed);
     report.errors = errors.lock().unwrap().clone();
+    report.retries = retries.lock().unwrap().clone();
     report.ws_frames = ws_frames.load(Ordering::Relaxed);
     report.ws_drops = ws_drops.load(Ordering::Relaxed);
     report.p99_ms_by_minute = latencies.lock().unwrap().iter().cloned().map(p99).collect();

@@ -95,6 +95,11 @@ async fn main() -> anyhow::Result<()> {
                 r.errors.values().sum::<u64>(),
                 r.errors
             );
+            println!(
+                "retried with the same id after a connection failure: {} {:?}",
+                r.retries.values().sum::<u64>(),
+                r.retries
+            );
             println!("WebSocket: {} frames, {} drops", r.ws_frames, r.ws_drops);
             println!(
                 "RSS: first {} KiB, last {} KiB, slope after 2 min {:.1} KiB/min",
