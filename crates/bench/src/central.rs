@@ -125,16 +125,12 @@ async fn generate(conn: &mut PgConnection, rows: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-type QueryMaker = Box<dyn Fn(&mut rand::rngs::ThreadRng) -> String>;
-
-pub async fn run(gatelog: &Path, args: &CentralArgs) -> anyhow::Result<()> {
-    println!(
-        "# gatelog-bench central ({} rows, {SITES} sites, {MONTHS} months, {} queries per filter)\n",
-        args.rows, args.queries
-    );
+/// Applies the central schema with `gatelog migrate --central`, then
+/// connects: the connection and the passages the table already holds.
+pub async fn migrate(gatelog: &Path, url: &str) -> anyhow::Result<(PgConnection, i64)> {
     let out = tokio::process::Command::new(gatelog)
         .args(["migrate", "--central"])
-        .env("DATABASE_URL", &args.url)
+        .env("DATABASE_URL", url)
         .output()
         .await?;
     anyhow::ensure!(
@@ -142,10 +138,21 @@ pub async fn run(gatelog: &Path, args: &CentralArgs) -> anyhow::Result<()> {
         "gatelog migrate --central failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut conn = PgConnection::connect(&args.url).await?;
+    let mut conn = PgConnection::connect(url).await?;
     let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM public.container_logs")
         .fetch_one(&mut conn)
         .await?;
+    Ok((conn, existing))
+}
+
+type QueryMaker = Box<dyn Fn(&mut rand::rngs::ThreadRng) -> String>;
+
+pub async fn run(gatelog: &Path, args: &CentralArgs) -> anyhow::Result<()> {
+    println!(
+        "# gatelog-bench central ({} rows, {SITES} sites, {MONTHS} months, {} queries per filter)\n",
+        args.rows, args.queries
+    );
+    let (mut conn, existing) = migrate(gatelog, &args.url).await?;
     if args.reuse {
         anyhow::ensure!(existing > 0, "--reuse: the database holds no passages");
         println!("reusing {existing} passages\n");

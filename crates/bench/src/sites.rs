@@ -45,7 +45,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Args;
 use futures_util::future::{join_all, try_join_all};
-use gatelog_core::Passage;
 use prometheus::core::Collector;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
@@ -101,20 +100,7 @@ pub async fn run(gatelog: &Path, args: &SitesArgs) -> anyhow::Result<()> {
         }
     };
 
-    let out = tokio::process::Command::new(gatelog)
-        .args(["migrate", "--central"])
-        .env("DATABASE_URL", &args.url)
-        .output()
-        .await?;
-    anyhow::ensure!(
-        out.status.success(),
-        "gatelog migrate --central failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut conn = PgConnection::connect(&args.url).await?;
-    let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM public.container_logs")
-        .fetch_one(&mut conn)
-        .await?;
+    let (mut conn, existing) = crate::central::migrate(gatelog, &args.url).await?;
     anyhow::ensure!(
         existing == 0,
         "the database must be empty ({existing} rows)"
@@ -271,7 +257,6 @@ impl SiteRun {
 /// The rows are generated and the connections opened before the clock
 /// starts; the sites' servers too have connected before theirs does.
 async fn raw_baseline(conn: &mut PgConnection, args: &SitesArgs) -> anyhow::Result<RawRun> {
-    let sql = upsert_sql();
     let mut clients = Vec::with_capacity(args.sites);
     for i in 0..args.sites {
         let site_id = format!("raw-{i:02}");
@@ -290,14 +275,11 @@ async fn raw_baseline(conn: &mut PgConnection, args: &SitesArgs) -> anyhow::Resu
     let tasks: Vec<_> = clients
         .into_iter()
         .map(|(mut client, rows)| {
-            let sql = sql.clone();
             tokio::spawn(async move {
                 for batch in rows.chunks(BATCH_SIZE) {
-                    // Unnamed, as the target sends it (`persistent(false)`),
-                    // so neither side gains from a prepared statement.
-                    bind_rows(sqlx::query(&sql).persistent(false), batch)
-                        .execute(&mut client)
-                        .await?;
+                    // The direct target's own statement, unnamed as it
+                    // sends it, so neither side gains from a prepared one.
+                    gatelog_sync::postgres::upsert_rows(&mut client, batch).await?;
                 }
                 anyhow::Ok(client)
             })
@@ -332,111 +314,6 @@ async fn raw_baseline(conn: &mut PgConnection, args: &SitesArgs) -> anyhow::Resu
         wall,
         cores_busy,
     })
-}
-
-/// The columns the direct target writes, in its order (`COLUMNS` in
-/// crates/sync/src/row.rs).
-const COLUMNS: [&str; 23] = [
-    "id",
-    "site_id",
-    "captured_at",
-    "container_owner",
-    "container_number",
-    "check_digit",
-    "check_digit_ok",
-    "flags",
-    "source_video",
-    "cropped_image_ref",
-    "camera_id",
-    "confidence",
-    "seen_count",
-    "last_seen_at",
-    "created_at",
-    "updated_at",
-    "version",
-    "corrections",
-    "direction",
-    "lane",
-    "truck_plate",
-    "iso_type",
-    "dwell_secs",
-];
-
-/// The direct target's upsert, written out again here: the function that
-/// builds it (`upsert_sql` in crates/sync/src/postgres/service.rs) is
-/// private to gatelog-sync, and only its `Sink`, which adds a ping and a
-/// transaction around each batch, is public. This is the same statement
-/// with the same arrays, keyed and guarded the same way, sent alone.
-fn upsert_sql() -> String {
-    let cols = COLUMNS.join(", ");
-    let updates = COLUMNS
-        .iter()
-        .filter(|c| !matches!(**c, "id" | "captured_at"))
-        .map(|c| format!("{c} = excluded.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        "INSERT INTO container_logs ({cols}) \
-         SELECT * FROM UNNEST(\
-           $1::text[]::uuid[], $2::text[], $3::text[]::timestamptz[], $4::text[], $5::text[], \
-           $6::int2[], $7::bool[], $8::int2[], $9::text[], $10::text[], $11::text[], \
-           $12::float8[], $13::int8[], $14::text[]::timestamptz[], $15::text[]::timestamptz[], \
-           $16::text[]::timestamptz[], $17::int8[], $18::text[]::jsonb[], $19::text[], \
-           $20::text[], $21::text[], $22::text[], $23::int8[]) \
-         ON CONFLICT (id, captured_at) DO UPDATE SET {updates} \
-         WHERE container_logs.version < excluded.version \
-            OR container_logs.site_id IS DISTINCT FROM excluded.site_id"
-    )
-}
-
-type Query<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
-
-/// Binds one array per column, converted as the direct target converts
-/// them (times as RFC 3339 text to the microsecond, ids as text).
-fn bind_rows<'q>(q: Query<'q>, rows: &[Passage]) -> Query<'q> {
-    let ts =
-        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    let text = |f: fn(&Passage) -> &str| rows.iter().map(|p| f(p).to_string()).collect::<Vec<_>>();
-    let opt = |f: fn(&Passage) -> Option<&str>| {
-        rows.iter()
-            .map(|p| f(p).map(str::to_string))
-            .collect::<Vec<_>>()
-    };
-    q.bind(rows.iter().map(|p| p.id.to_string()).collect::<Vec<_>>())
-        .bind(text(|p| &p.site_id))
-        .bind(rows.iter().map(|p| ts(p.captured_at)).collect::<Vec<_>>())
-        .bind(text(|p| &p.container_owner))
-        .bind(text(|p| &p.container_number))
-        .bind(
-            rows.iter()
-                .map(|p| p.check_digit.map(i16::from))
-                .collect::<Vec<_>>(),
-        )
-        .bind(rows.iter().map(|p| p.check_digit_ok).collect::<Vec<_>>())
-        .bind(rows.iter().map(|p| p.flags.to_i16()).collect::<Vec<_>>())
-        .bind(opt(|p| p.source_video.as_deref()))
-        .bind(opt(|p| p.cropped_image_ref.as_deref()))
-        .bind(opt(|p| p.camera_id.as_deref()))
-        .bind(rows.iter().map(|p| p.confidence).collect::<Vec<_>>())
-        .bind(rows.iter().map(|p| p.seen_count).collect::<Vec<_>>())
-        .bind(rows.iter().map(|p| ts(p.last_seen_at)).collect::<Vec<_>>())
-        .bind(rows.iter().map(|p| ts(p.created_at)).collect::<Vec<_>>())
-        .bind(rows.iter().map(|p| ts(p.updated_at)).collect::<Vec<_>>())
-        .bind(rows.iter().map(|p| p.version).collect::<Vec<_>>())
-        .bind(
-            rows.iter()
-                .map(|p| serde_json::to_string(&p.corrections).unwrap_or_else(|_| "[]".into()))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|p| p.direction.as_str().to_string())
-                .collect::<Vec<_>>(),
-        )
-        .bind(opt(|p| p.lane.as_deref()))
-        .bind(opt(|p| p.truck_plate.as_deref()))
-        .bind(opt(|p| p.iso_type.as_deref()))
-        .bind(rows.iter().map(|p| p.dwell_secs).collect::<Vec<_>>())
 }
 
 /// Starts one server per site behind a locked table, releases them at

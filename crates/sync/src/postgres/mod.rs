@@ -20,5 +20,6 @@
 
 mod config;
 pub(crate) mod service;
+pub use service::upsert_rows;
 
 pub use config::PostgresConfig;

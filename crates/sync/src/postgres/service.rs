@@ -145,6 +145,21 @@ fn upsert_sql() -> String {
     )
 }
 
+/// Sends the direct target's upsert of `rows` as one statement on `conn`:
+/// what each sync batch sends inside its transaction, without the ping and
+/// the transaction around it. Public so that a benchmark measures the
+/// statement the target really sends (`gatelog-bench sites`).
+pub async fn upsert_rows(
+    conn: &mut sqlx::PgConnection,
+    rows: &[Passage],
+) -> Result<u64, sqlx::Error> {
+    let sql = upsert_sql();
+    let done = bind_rows(sqlx::query(&sql).persistent(false), rows)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 type Query<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 fn bind_rows<'q>(q: Query<'q>, rows: &[Passage]) -> Query<'q> {
