@@ -316,19 +316,8 @@ async fn count_fsyncs<F: std::future::Future<Output = anyhow::Result<Phase>>>(
 }
 
 pub async fn run(gatelog: &Path, args: &IngestArgs) -> anyhow::Result<()> {
-    let tmp;
-    let dir = match &args.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
-            d.clone()
-        }
-        None => {
-            tmp = tempfile::Builder::new()
-                .prefix("gatelog-bench-")
-                .tempdir()?;
-            tmp.path().to_path_buf()
-        }
-    };
+    let work = crate::server::WorkDir::new(args.dir.as_deref(), "gatelog-bench-")?;
+    let dir = work.path().to_path_buf();
     let phase = Duration::from_secs(args.seconds);
     println!(
         "# gatelog-bench ingest ({}s phases, load {:?}, workers {}, prefill {}, files in {})\n",

@@ -176,19 +176,8 @@ pub fn generate(n: usize, offset: usize, origin: Origin<'_>) -> Vec<Passage> {
 type QueryMaker = Box<dyn Fn(&mut rand::rngs::ThreadRng) -> String>;
 
 pub async fn run(gatelog: &Path, args: &SearchArgs) -> anyhow::Result<()> {
-    let tmp;
-    let dir = match &args.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d)?;
-            d.clone()
-        }
-        None => {
-            tmp = tempfile::Builder::new()
-                .prefix("gatelog-bench-")
-                .tempdir()?;
-            tmp.path().to_path_buf()
-        }
-    };
+    let work = crate::server::WorkDir::new(args.dir.as_deref(), "gatelog-bench-")?;
+    let dir = work.path().to_path_buf();
     let db = dir.join("search.db");
     println!(
         "# gatelog-bench search ({} passages, {} queries per filter)\n",

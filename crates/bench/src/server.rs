@@ -26,6 +26,39 @@ pub fn gatelog_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// The folder a bench works in: the one given (created if missing), or a
+/// new temporary folder, removed when this value is dropped.
+pub struct WorkDir {
+    path: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl WorkDir {
+    pub fn new(given: Option<&Path>, prefix: &str) -> anyhow::Result<Self> {
+        match given {
+            Some(d) => {
+                std::fs::create_dir_all(d)
+                    .with_context(|| format!("cannot create {}", d.display()))?;
+                Ok(Self {
+                    path: d.to_path_buf(),
+                    _tmp: None,
+                })
+            }
+            None => {
+                let tmp = tempfile::Builder::new().prefix(prefix).tempdir()?;
+                Ok(Self {
+                    path: tmp.path().to_path_buf(),
+                    _tmp: Some(tmp),
+                })
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// The names of the server's metrics the benchmarks read, taken from the
 /// metrics crate, which alone declares them.
 pub struct MetricNames {

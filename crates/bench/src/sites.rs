@@ -86,19 +86,8 @@ pub async fn run(gatelog: &Path, args: &SitesArgs) -> anyhow::Result<()> {
         "# gatelog-bench sites ({} sites, {} passages each, batches of {BATCH_SIZE})\n",
         args.sites, args.passages
     );
-    let tmp;
-    let dir = match &args.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d)?;
-            d.clone()
-        }
-        None => {
-            tmp = tempfile::Builder::new()
-                .prefix("gatelog-bench-")
-                .tempdir()?;
-            tmp.path().to_path_buf()
-        }
-    };
+    let work = crate::server::WorkDir::new(args.dir.as_deref(), "gatelog-bench-")?;
+    let dir = work.path().to_path_buf();
 
     let (mut conn, existing) = crate::central::migrate(gatelog, &args.url).await?;
     anyhow::ensure!(

@@ -120,19 +120,8 @@ pub async fn run(gatelog: &Path, args: &WsArgs) -> anyhow::Result<()> {
             needed * 2 + 256
         );
     }
-    let tmp;
-    let dir = match &args.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d)?;
-            d.clone()
-        }
-        None => {
-            tmp = tempfile::Builder::new()
-                .prefix("gatelog-bench-ws-")
-                .tempdir()?;
-            tmp.path().to_path_buf()
-        }
-    };
+    let work = crate::server::WorkDir::new(args.dir.as_deref(), "gatelog-bench-ws-")?;
+    let dir = work.path().to_path_buf();
     println!(
         "# gatelog-bench ws ({} posts per client count, {} ms apart; open-file limit {nofile})\n",
         args.posts, args.pause_ms
