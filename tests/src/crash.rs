@@ -12,7 +12,8 @@
 //! central copy is exact.
 //!
 //! The CI test runs 20 cycles (`tests/tests/e2e/crash.rs`); the long mode
-//! runs 1,000 from `gatelog-reliability crash-loop`.
+//! runs 1,000 from `gatelog-reliability crash-loop`, with the full checks
+//! every 25th restart ([`CrashLoop::full_check_every`]).
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -39,6 +40,13 @@ pub struct CrashLoop {
     /// The shortest and longest time the server runs before the kill,
     /// in milliseconds; each cycle draws its own.
     pub run_ms: (u64, u64),
+    /// Every how many restarts the checks read the whole store and the
+    /// whole central table: 1 (CI) checks everything after every
+    /// restart. In between, a restart checks the reads acknowledged
+    /// since the last check, readiness and dedup; the last restart
+    /// always checks everything. The long mode uses this to keep a
+    /// cycle's cost from growing with every read stored before it.
+    pub full_check_every: u32,
     /// Print a line per cycle.
     pub verbose: bool,
 }
@@ -49,6 +57,7 @@ impl Default for CrashLoop {
             cycles: 20,
             clients: 4,
             run_ms: (300, 1_500),
+            full_check_every: 1,
             verbose: false,
         }
     }
@@ -67,6 +76,9 @@ pub struct CrashReport {
     pub unanswered: u64,
     /// Repeats and retries of acknowledged reads checked after restarts.
     pub dedup_checks: u64,
+    /// Restarts after which the whole store (`PRAGMA integrity_check`,
+    /// every acknowledged read) and the whole central table were checked.
+    pub full_checks: u32,
     /// `gatelog backup` runs that completed while the server ran.
     pub backups: u64,
     /// `gatelog retention` runs that completed while the server ran.
@@ -168,6 +180,28 @@ async fn stored_client_ids(db: &Path) -> anyhow::Result<HashSet<String>> {
     Ok(ids.into_iter().collect())
 }
 
+/// Client ids among `ids` that are in the store.
+async fn stored_client_ids_among(db: &Path, ids: &[&String]) -> anyhow::Result<HashSet<String>> {
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", db.display()))
+        .await
+        .context("the store opens read-only")?;
+    let mut found = HashSet::new();
+    for chunk in ids.chunks(500) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT client_id FROM sightings WHERE client_id IN (",
+        );
+        let mut sep = q.separated(", ");
+        for id in chunk {
+            sep.push_bind(id.as_str());
+        }
+        q.push(")");
+        let rows: Vec<String> = q.build_query_scalar().fetch_all(&mut conn).await?;
+        found.extend(rows);
+    }
+    conn.close().await.ok();
+    Ok(found)
+}
+
 /// Runs the crash loop; the first broken promise ends it with an error
 /// that says which.
 pub async fn crash_loop(plan: &CrashLoop) -> anyhow::Result<CrashReport> {
@@ -184,14 +218,29 @@ pub async fn crash_loop(plan: &CrashLoop) -> anyhow::Result<CrashReport> {
     let unanswered = Arc::new(AtomicU64::new(0));
     let mut report = CrashReport::default();
     let http = reqwest::Client::new();
+    // Acknowledged reads found in the store by an earlier check.
+    let mut verified: HashSet<String> = HashSet::new();
 
     for cycle in 0..=plan.cycles {
+        let restart = Instant::now();
         let app = BinaryApp::start(dir.path(), &env_ref).await;
+        let ready_in = restart.elapsed();
+        let checks = Instant::now();
         if cycle > 0 {
-            verify_after_restart(&db, &app.base, &http, &ledger, &central, &mut report)
+            let full = cycle % plan.full_check_every.max(1) == 0 || cycle == plan.cycles;
+            let check = Check {
+                db: &db,
+                base: &app.base,
+                http: &http,
+                central: &central,
+                full,
+            };
+            check
+                .after_restart(&ledger, &mut verified, &mut report)
                 .await
                 .with_context(|| format!("after restart {cycle}"))?;
         }
+        let checked_in = checks.elapsed();
         if cycle == plan.cycles {
             finish(&db, &app.base, &http, &central, &mut report).await?;
             let status = app.terminate().await;
@@ -300,10 +349,13 @@ pub async fn crash_loop(plan: &CrashLoop) -> anyhow::Result<CrashReport> {
         report.cycles = cycle + 1;
         if plan.verbose {
             eprintln!(
-                "cycle {}: ran {} ms, {} acks so far",
+                "cycle {}: ready in {} ms, checked in {} ms, ran {} ms, {} acks so far ({:.0} s)",
                 cycle + 1,
+                ready_in.as_millis(),
+                checked_in.as_millis(),
                 run_for.as_millis(),
-                ledger.lock().unwrap().len()
+                ledger.lock().unwrap().len(),
+                started.elapsed().as_secs_f64()
             );
         }
     }
@@ -313,92 +365,126 @@ pub async fn crash_loop(plan: &CrashLoop) -> anyhow::Result<CrashReport> {
     Ok(report)
 }
 
-async fn verify_after_restart(
-    db: &Path,
-    base: &str,
-    http: &reqwest::Client,
-    ledger: &Mutex<HashMap<String, Ack>>,
-    central: &CentralDb,
-    report: &mut CrashReport,
-) -> anyhow::Result<()> {
-    let check = integrity_check(db).await;
-    ensure!(check == "ok", "PRAGMA integrity_check says {check}");
+/// What a restart is checked against, and whether the check is full.
+struct Check<'a> {
+    db: &'a Path,
+    base: &'a str,
+    http: &'a reqwest::Client,
+    central: &'a CentralDb,
+    full: bool,
+}
 
-    let stored = stored_client_ids(db).await?;
-    let acked: Vec<(String, Ack)> = ledger
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let missing: Vec<&String> = acked
-        .iter()
-        .map(|(id, _)| id)
-        .filter(|id| !stored.contains(*id))
-        .collect();
-    if !missing.is_empty() {
-        report.losses = missing.len() as u64;
-        bail!(
-            "{} acknowledged reads are missing, for example {:?}",
-            missing.len(),
-            &missing[..missing.len().min(5)]
-        );
-    }
-
-    // Dedup carries on: a retry of an acknowledged read replays its
-    // answer, and a repeat read 10 s later joins the same passage.
-    if let Some((id, ack)) = acked.get(rand::rng().random_range(0..acked.len().max(1))) {
-        let retry = json!({"id": id, "container": ack.container, "captured_at": ack.captured_at, "camera_id": "cam-1"});
-        let (s, v) = post(http, base, &retry)
-            .await?
-            .context("the retry is answered")?;
-        ensure!(
-            (s == 200 || s == 201) && v["data"]["id"] == ack.passage.as_str(),
-            "a retry of {id} answered {s} {v}, not passage {}",
-            ack.passage
-        );
-        let later =
-            chrono::DateTime::parse_from_rfc3339(&ack.captured_at)? + chrono::Duration::seconds(10);
-        let repeat = json!({
-            "container": ack.container,
-            "captured_at": later.to_rfc3339_opts(SecondsFormat::Micros, true),
-            "camera_id": "cam-1",
-        });
-        let (s, v) = post(http, base, &repeat)
-            .await?
-            .context("the repeat is answered")?;
-        ensure!(
-            s == 200 && v["status"] == "skipped" && v["data"]["id"] == ack.passage.as_str(),
-            "a repeat of {} answered {s} {v}, not a duplicate of passage {}",
-            ack.container,
-            ack.passage
-        );
-        report.dedup_checks += 2;
-    }
-
-    // No central row is ahead of the store, or there without it (but
-    // for passages old enough for retention, which removes them once
-    // they are central).
-    let local: HashMap<String, i64> = LocalCopy::read(db)
-        .await
-        .ids_and_versions
-        .into_iter()
-        .collect();
-    let old = central.ids_last_seen_before(retention_cutoff()).await;
-    for (id, version) in central.ids_and_versions().await {
-        match local.get(&id) {
-            Some(v) => ensure!(
-                version <= *v,
-                "central {id} is at version {version}, the store at {v}"
-            ),
-            None => ensure!(old.contains(&id), "central {id} is not in the store"),
+impl Check<'_> {
+    async fn after_restart(
+        &self,
+        ledger: &Mutex<HashMap<String, Ack>>,
+        verified: &mut HashSet<String>,
+        report: &mut CrashReport,
+    ) -> anyhow::Result<()> {
+        let Check {
+            db,
+            base,
+            http,
+            central,
+            full,
+        } = *self;
+        if full {
+            let check = integrity_check(db).await;
+            ensure!(check == "ok", "PRAGMA integrity_check says {check}");
         }
+
+        let acked: Vec<(String, Ack)> = ledger
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        // A full check looks for every acknowledged read; the others for
+        // those acknowledged since the last check.
+        let to_check: Vec<&String> = acked
+            .iter()
+            .map(|(id, _)| id)
+            .filter(|id| full || !verified.contains(*id))
+            .collect();
+        let stored = if full {
+            stored_client_ids(db).await?
+        } else {
+            stored_client_ids_among(db, &to_check).await?
+        };
+        let missing: Vec<&String> = to_check
+            .iter()
+            .copied()
+            .filter(|id| !stored.contains(*id))
+            .collect();
+        if !missing.is_empty() {
+            report.losses = missing.len() as u64;
+            bail!(
+                "{} acknowledged reads are missing, for example {:?}",
+                missing.len(),
+                &missing[..missing.len().min(5)]
+            );
+        }
+        verified.extend(to_check.into_iter().cloned());
+
+        // Dedup carries on: a retry of an acknowledged read replays its
+        // answer, and a repeat read 10 s later joins the same passage.
+        if let Some((id, ack)) = acked.get(rand::rng().random_range(0..acked.len().max(1))) {
+            let retry = json!({"id": id, "container": ack.container, "captured_at": ack.captured_at, "camera_id": "cam-1"});
+            let (s, v) = post(http, base, &retry)
+                .await?
+                .context("the retry is answered")?;
+            ensure!(
+                (s == 200 || s == 201) && v["data"]["id"] == ack.passage.as_str(),
+                "a retry of {id} answered {s} {v}, not passage {}",
+                ack.passage
+            );
+            let later = chrono::DateTime::parse_from_rfc3339(&ack.captured_at)?
+                + chrono::Duration::seconds(10);
+            let repeat = json!({
+                "container": ack.container,
+                "captured_at": later.to_rfc3339_opts(SecondsFormat::Micros, true),
+                "camera_id": "cam-1",
+            });
+            let (s, v) = post(http, base, &repeat)
+                .await?
+                .context("the repeat is answered")?;
+            ensure!(
+                s == 200 && v["status"] == "skipped" && v["data"]["id"] == ack.passage.as_str(),
+                "a repeat of {} answered {s} {v}, not a duplicate of passage {}",
+                ack.container,
+                ack.passage
+            );
+            report.dedup_checks += 2;
+        }
+        if !full {
+            return Ok(());
+        }
+        report.full_checks += 1;
+
+        // No central row is ahead of the store, or there without it (but
+        // for passages old enough for retention, which removes them once
+        // they are central).
+        let local: HashMap<String, i64> = LocalCopy::read(db)
+            .await
+            .ids_and_versions
+            .into_iter()
+            .collect();
+        let old = central.ids_last_seen_before(retention_cutoff()).await;
+        for (id, version) in central.ids_and_versions().await {
+            match local.get(&id) {
+                Some(v) => ensure!(
+                    version <= *v,
+                    "central {id} is at version {version}, the store at {v}"
+                ),
+                None => ensure!(old.contains(&id), "central {id} is not in the store"),
+            }
+        }
+        ensure!(
+            central.repeated_ids().await.is_empty(),
+            "an id is central twice"
+        );
+        Ok(())
     }
-    ensure!(
-        central.repeated_ids().await.is_empty(),
-        "an id is central twice"
-    );
-    Ok(())
 }
 
 /// Lets sync drain, then compares the central copy with the store.

@@ -27,6 +27,11 @@ enum Command {
         cycles: u32,
         #[arg(long, default_value_t = 4)]
         clients: u32,
+        /// Every how many restarts to check the whole store and the whole
+        /// central table (`PRAGMA integrity_check` included); the others
+        /// check the reads acknowledged since the last check.
+        #[arg(long, default_value_t = 25)]
+        full_check_every: u32,
     },
     /// A long run at a steady rate with a flapping path to the centre.
     Soak {
@@ -49,23 +54,29 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::CrashLoop { cycles, clients } => {
+        Command::CrashLoop {
+            cycles,
+            clients,
+            full_check_every,
+        } => {
             let plan = CrashLoop {
                 cycles,
                 clients,
+                full_check_every,
                 verbose: true,
                 ..CrashLoop::default()
             };
             let r = crash_loop(&plan).await?;
-            println!("| cycles | acks | losses | unanswered at the kill | dedup checks | backups | retention runs | removed by retention | passages | time |");
-            println!("|---|---|---|---|---|---|---|---|---|---|");
+            println!("| cycles | acks | losses | unanswered at the kill | dedup checks | full checks | backups | retention runs | removed by retention | passages | time |");
+            println!("|---|---|---|---|---|---|---|---|---|---|---|");
             println!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} s |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} s |",
                 r.cycles,
                 r.acks,
                 r.losses,
                 r.unanswered,
                 r.dedup_checks,
+                r.full_checks,
                 r.backups,
                 r.retention_runs,
                 r.removed_by_retention,
