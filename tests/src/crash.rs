@@ -167,36 +167,37 @@ async fn post(
     }
 }
 
-/// Client ids of every sighting in the store.
-async fn stored_client_ids(db: &Path) -> anyhow::Result<HashSet<String>> {
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", db.display()))
-        .await
-        .context("the store opens read-only")?;
-    let ids: Vec<String> =
-        sqlx::query_scalar("SELECT client_id FROM sightings WHERE client_id IS NOT NULL")
-            .fetch_all(&mut conn)
-            .await?;
-    conn.close().await.ok();
-    Ok(ids.into_iter().collect())
-}
-
-/// Client ids among `ids` that are in the store.
-async fn stored_client_ids_among(db: &Path, ids: &[&String]) -> anyhow::Result<HashSet<String>> {
+/// Client ids in the store: every one, or those among `among`.
+async fn stored_client_ids(
+    db: &Path,
+    among: Option<&[&String]>,
+) -> anyhow::Result<HashSet<String>> {
     let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", db.display()))
         .await
         .context("the store opens read-only")?;
     let mut found = HashSet::new();
-    for chunk in ids.chunks(500) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "SELECT client_id FROM sightings WHERE client_id IN (",
-        );
-        let mut sep = q.separated(", ");
-        for id in chunk {
-            sep.push_bind(id.as_str());
+    match among {
+        None => {
+            let ids: Vec<String> =
+                sqlx::query_scalar("SELECT client_id FROM sightings WHERE client_id IS NOT NULL")
+                    .fetch_all(&mut conn)
+                    .await?;
+            found.extend(ids);
         }
-        q.push(")");
-        let rows: Vec<String> = q.build_query_scalar().fetch_all(&mut conn).await?;
-        found.extend(rows);
+        Some(ids) => {
+            for chunk in ids.chunks(500) {
+                let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                    "SELECT client_id FROM sightings WHERE client_id IN (",
+                );
+                let mut sep = q.separated(", ");
+                for id in chunk {
+                    sep.push_bind(id.as_str());
+                }
+                q.push(")");
+                let rows: Vec<String> = q.build_query_scalar().fetch_all(&mut conn).await?;
+                found.extend(rows);
+            }
+        }
     }
     conn.close().await.ok();
     Ok(found)
@@ -406,11 +407,7 @@ impl Check<'_> {
             .map(|(id, _)| id)
             .filter(|id| full || !verified.contains(*id))
             .collect();
-        let stored = if full {
-            stored_client_ids(db).await?
-        } else {
-            stored_client_ids_among(db, &to_check).await?
-        };
+        let stored = stored_client_ids(db, (!full).then_some(&to_check[..])).await?;
         let missing: Vec<&String> = to_check
             .iter()
             .copied()
